@@ -1,0 +1,125 @@
+"""PrismQ queue core: the SQL-backed task queue shared by the API and the workers.
+
+Open a :class:`QueueDatabase` (SQLite by default, PostgreSQL by URL), migrate it with
+``prismq db upgrade`` (or :func:`prismq.queue.migrate.upgrade`), then use the lifecycle
+functions: :func:`enqueue`, :func:`claim_tasks`, :func:`complete`, :func:`fail`, ...
+"""
+
+from prismq.queue.__about__ import __version__
+from prismq.queue.backoff import DEFAULT_RETRY_POLICY, RetryPolicy
+from prismq.queue.cancellation import cancel, request_cancel, retry_failed
+from prismq.queue.claim import DEFAULT_LEASE_SECONDS, MAX_CLAIM_BATCH, claim_tasks
+from prismq.queue.completion import complete, fail
+from prismq.queue.database import QueueDatabase
+from prismq.queue.enqueue import MAX_BATCH_SIZE, NewTask, enqueue, enqueue_many
+from prismq.queue.errors import (
+    BackupError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidPayloadError,
+    InvalidPriorityError,
+    InvalidStateTransitionError,
+    InvalidTaskError,
+    LeaseLostError,
+    PrismQError,
+    SchemaNotMigratedError,
+    TaskNotFoundError,
+    UnknownStrategyError,
+)
+from prismq.queue.leases import (
+    ReclaimResult,
+    reclaim_expired_leases,
+    release,
+    renew_lease,
+    renew_leases,
+    set_progress,
+)
+from prismq.queue.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+)
+from prismq.queue.queries import get_task, list_tasks
+from prismq.queue.records import (
+    ClaimedTask,
+    EnqueueResult,
+    LeaseRenewal,
+    TaskLogRecord,
+    TaskPage,
+    TaskRecord,
+    WorkerRecord,
+)
+from prismq.queue.status import TERMINAL_STATUSES, TaskStatus
+from prismq.queue.strategies import WEIGHTED_RANDOM_WINDOW, SchedulingStrategy
+from prismq.queue.task_logs import get_task_logs, log
+from prismq.queue.workers import (
+    heartbeat,
+    list_stale_workers,
+    list_workers,
+    mark_worker_stopped,
+    register_worker,
+)
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_PRIORITY",
+    "DEFAULT_QUEUE",
+    "DEFAULT_RETRY_POLICY",
+    "MAX_BATCH_SIZE",
+    "MAX_CLAIM_BATCH",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
+    "TERMINAL_STATUSES",
+    "WEIGHTED_RANDOM_WINDOW",
+    "BackupError",
+    "ClaimedTask",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "EnqueueResult",
+    "InvalidPayloadError",
+    "InvalidPriorityError",
+    "InvalidStateTransitionError",
+    "InvalidTaskError",
+    "LeaseLostError",
+    "LeaseRenewal",
+    "NewTask",
+    "PrismQError",
+    "QueueDatabase",
+    "ReclaimResult",
+    "RetryPolicy",
+    "SchedulingStrategy",
+    "SchemaNotMigratedError",
+    "TaskLogRecord",
+    "TaskNotFoundError",
+    "TaskPage",
+    "TaskRecord",
+    "TaskStatus",
+    "UnknownStrategyError",
+    "WorkerRecord",
+    "__version__",
+    "cancel",
+    "claim_tasks",
+    "complete",
+    "enqueue",
+    "enqueue_many",
+    "fail",
+    "get_task",
+    "get_task_logs",
+    "heartbeat",
+    "list_stale_workers",
+    "list_tasks",
+    "list_workers",
+    "log",
+    "mark_worker_stopped",
+    "reclaim_expired_leases",
+    "register_worker",
+    "release",
+    "renew_lease",
+    "renew_leases",
+    "request_cancel",
+    "retry_failed",
+    "set_progress",
+]

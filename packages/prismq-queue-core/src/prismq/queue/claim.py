@@ -1,0 +1,154 @@
+"""Claiming: leasing up to ``n`` eligible tasks to a worker in one atomic statement."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+
+from prismq.queue.database import QueueDatabase
+from prismq.queue.dialects import SqlDialect
+from prismq.queue.errors import InvalidTaskError
+from prismq.queue.models import task_table
+from prismq.queue.records import ClaimedTask
+from prismq.queue.status import TaskStatus
+from prismq.queue.strategies import WEIGHTED_RANDOM_WINDOW, SchedulingStrategy
+from prismq.queue.validation import check_name, check_seconds
+
+#: Most tasks one claim may lease.
+MAX_CLAIM_BATCH = 1000
+DEFAULT_LEASE_SECONDS = 30.0
+
+_t = task_table.c
+
+_RETURNED = (
+    _t.id,
+    _t.type,
+    _t.queue,
+    _t.priority,
+    _t.payload,
+    _t.compatibility,
+    _t.attempts,
+    _t.max_attempts,
+    _t.lease_token,
+    _t.lease_until_utc,
+    _t.created_at_utc,
+)
+
+
+def claim_tasks(
+    db: QueueDatabase,
+    worker_id: str,
+    n: int = 1,
+    *,
+    strategy: SchedulingStrategy | str = SchedulingStrategy.PRIORITY,
+    queues: Collection[str] | None = None,
+    task_types: Collection[str] | None = None,
+    capabilities: dict[str, Any] | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> list[ClaimedTask]:
+    """Lease up to ``n`` ready tasks to ``worker_id``, ordered by ``strategy``.
+
+    Only tasks that are queued, due (``run_after_utc <= now`` on the database clock), in
+    one of ``queues`` (None: any queue), of one of ``task_types`` (None: any type) and
+    whose ``compatibility`` the ``capabilities`` satisfy are leased. Each lease gets a new
+    token and counts one attempt.
+    """
+    check_name("worker_id", worker_id, 200)
+    strategy = SchedulingStrategy.parse(strategy)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_CLAIM_BATCH:
+        raise InvalidTaskError("n", f"must be an integer from 0 to {MAX_CLAIM_BATCH}")
+    lease_seconds = check_seconds("lease_seconds", lease_seconds, minimum=0.001)
+    if n == 0 or (queues is not None and not queues) or (task_types is not None and not task_types):
+        return []
+    dialect = db.dialect
+    eligible = _eligible_ids(
+        dialect, n, strategy, queues, task_types, capabilities or {}, dialect.now()
+    )
+    now = dialect.now()
+    statement = dialect.claim_statement(
+        eligible,
+        {
+            "status": TaskStatus.LEASED.value,
+            "lease_token": dialect.new_lease_token(),
+            "lease_until_utc": dialect.now_plus(lease_seconds),
+            "locked_by": worker_id,
+            "attempts": _t.attempts + 1,
+            "reserved_at_utc": now,
+            "processing_started_utc": now,
+            "updated_at_utc": now,
+        },
+    ).returning(*_RETURNED)
+    with db.write() as conn:
+        rows = conn.execute(statement).all()
+    claimed = [
+        ClaimedTask(
+            id=row.id,
+            type=row.type,
+            queue=row.queue,
+            priority=row.priority,
+            payload=row.payload,
+            compatibility=row.compatibility,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            lease_token=row.lease_token,
+            lease_until_utc=row.lease_until_utc,
+            created_at_utc=row.created_at_utc,
+        )
+        for row in rows
+    ]
+    return _in_strategy_order(claimed, strategy)
+
+
+def _eligible_ids(
+    dialect: SqlDialect,
+    n: int,
+    strategy: SchedulingStrategy,
+    queues: Collection[str] | None,
+    task_types: Collection[str] | None,
+    capabilities: dict[str, Any],
+    now: ColumnElement[Any],
+) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = [
+        _t.status == TaskStatus.QUEUED.value,
+        _t.run_after_utc <= now,
+    ]
+    if queues is not None:
+        conditions.append(_t.queue.in_(list(queues)))
+    if task_types is not None:
+        conditions.append(_t.type.in_(list(task_types)))
+    conditions.append(dialect.capability_match(capabilities))
+
+    if strategy is SchedulingStrategy.WEIGHTED_RANDOM:
+        # Draw among a bounded window of the oldest eligible tasks so one claim's cost does
+        # not grow with the depth of the queue.
+        window = select(_t.id).where(*conditions).order_by(_t.id).limit(WEIGHTED_RANDOM_WINDOW)
+        eligible = (
+            select(_t.id)
+            .where(_t.id.in_(window.scalar_subquery()), *conditions)
+            .order_by(dialect.weighted_random_key(_t.priority))
+        )
+    else:
+        eligible = select(_t.id).where(*conditions).order_by(*_ORDER[strategy])
+    return dialect.lock_for_claim(eligible.limit(n))
+
+
+_ORDER: dict[SchedulingStrategy, tuple[ColumnElement[Any], ...]] = {
+    SchedulingStrategy.FIFO: (_t.id.asc(),),
+    SchedulingStrategy.LIFO: (_t.id.desc(),),
+    SchedulingStrategy.PRIORITY: (_t.priority.asc(), _t.id.asc()),
+}
+
+
+def _in_strategy_order(
+    claimed: Sequence[ClaimedTask], strategy: SchedulingStrategy
+) -> list[ClaimedTask]:
+    # RETURNING gives rows in no defined order; hand them to the worker in strategy order.
+    if strategy is SchedulingStrategy.FIFO:
+        return sorted(claimed, key=lambda task: task.id)
+    if strategy is SchedulingStrategy.LIFO:
+        return sorted(claimed, key=lambda task: -task.id)
+    if strategy is SchedulingStrategy.PRIORITY:
+        return sorted(claimed, key=lambda task: (task.priority, task.id))
+    return list(claimed)

@@ -1,0 +1,164 @@
+"""``QueueDatabase``: the engine, transactions and error translation for one database."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, exc, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+
+from prismq.queue.config import resolve_database_url
+from prismq.queue.dialects import SqlDialect, dialect_for
+from prismq.queue.dialects.sqlite import BEGIN_MODE_OPTION
+from prismq.queue.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    PrismQError,
+    SchemaNotMigratedError,
+)
+
+_UNDEFINED_TABLE_SQLSTATE = "42P01"
+_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def normalise_url(database_url: str) -> URL:
+    """Parse a URL, choosing psycopg 3 for ``postgresql://`` and rejecting other databases."""
+    try:
+        url = make_url(database_url)
+    except exc.ArgumentError:
+        raise DatabaseUnavailableError(f"not a valid database URL: {database_url!r}") from None
+    backend = url.get_backend_name()
+    if backend not in _DRIVERS:
+        raise DatabaseUnavailableError(
+            f"unsupported database {backend!r} in URL {url.render_as_string(hide_password=True)};"
+            " PrismQ supports sqlite:/// and postgresql://"
+        )
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername=_DRIVERS[backend])
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise DatabaseUnavailableError(
+            "SQLite needs a file (sqlite:///path/to/prismq.db): several processes share it"
+        )
+    return url
+
+
+class QueueDatabase:
+    """One PrismQ database: SQLite (default) or PostgreSQL.
+
+    ``QueueDatabase()`` uses ``$PRISMQ_DATABASE_URL`` or a per-user SQLite file. Use it as a
+    context manager, or call :meth:`close`, to release its connections.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        pool_size: int = 5,
+        sqlite_synchronous: str = "NORMAL",
+        sqlite_busy_timeout_ms: int = 30_000,
+        connect_timeout: int = 10,
+    ) -> None:
+        self.url = normalise_url(resolve_database_url(database_url))
+        self.dialect: SqlDialect = dialect_for(self.url.get_backend_name())
+        if self.dialect.name == "sqlite" and self.url.database:
+            Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {
+            "sqlite_synchronous": sqlite_synchronous,
+            "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,
+            "connect_timeout": connect_timeout,
+        }
+        self.engine: Engine = self.dialect.create_engine(
+            self.url, pool_size=pool_size, options=options
+        )
+        self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        On SQLite it begins with ``BEGIN IMMEDIATE``, taking the write lock up front.
+        """
+        with self.translating_errors(), self._connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite a deferred one, which does not block writers)."""
+        with self.translating_errors(), self._connect() as conn:
+            conn = conn.execution_options(**{BEGIN_MODE_OPTION: "DEFERRED"})
+            with conn.begin():
+                yield conn
+
+    def session(self) -> Session:
+        """A new ORM session on this database, for callers that enqueue transactionally."""
+        return self._sessionmaker()
+
+    def ping(self) -> None:
+        """Raise :class:`DatabaseUnavailableError` unless the database answers."""
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> QueueDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"QueueDatabase({self.display_url!r})"
+
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except (exc.OperationalError, exc.InterfaceError) as error:
+            raise DatabaseUnavailableError(
+                f"cannot connect to {self.display_url}: {_first_line(error.orig)}"
+            ) from error
+
+    @contextlib.contextmanager
+    def translating_errors(self) -> Iterator[None]:
+        """Re-raise driver errors in the block as PrismQ errors."""
+        try:
+            yield
+        except PrismQError:
+            raise
+        except exc.DBAPIError as error:
+            raise translate_error(error, self.display_url) from error
+
+
+def translate_error(error: exc.DBAPIError, display_url: str) -> PrismQError:
+    """Turn a driver error into the PrismQ error a caller can act on."""
+    detail = _first_line(error.orig)
+    if getattr(error.orig, "sqlstate", None) == _UNDEFINED_TABLE_SQLSTATE or (
+        "no such table" in detail
+    ):
+        return SchemaNotMigratedError(
+            f"{display_url} has no PrismQ schema ({detail}); run: prismq db upgrade"
+            f" --database-url '{display_url}'"
+        )
+    if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+        return DatabaseUnavailableError(f"lost the connection to {display_url}: {detail}")
+    return DatabaseError(f"database error on {display_url}: {detail}")
+
+
+def _first_line(error: BaseException | None) -> str:
+    text_ = str(error or "").strip()
+    return text_.splitlines()[0] if text_ else type(error).__name__

@@ -1,0 +1,24 @@
+"""What differs between SQLite and PostgreSQL, one module per dialect.
+
+The lifecycle modules never test the dialect name; they ask the :class:`SqlDialect` of
+their :class:`~prismq.queue.database.QueueDatabase` for the few SQL pieces that differ.
+"""
+
+from __future__ import annotations
+
+from prismq.queue.dialects.base import ClaimQuery, SqlDialect
+
+__all__ = ["ClaimQuery", "SqlDialect", "dialect_for"]
+
+
+def dialect_for(name: str) -> SqlDialect:
+    """The :class:`SqlDialect` for a SQLAlchemy dialect name."""
+    if name == "sqlite":
+        from prismq.queue.dialects.sqlite import SQLiteDialect
+
+        return SQLiteDialect()
+    if name == "postgresql":
+        from prismq.queue.dialects.postgresql import PostgreSQLDialect
+
+        return PostgreSQLDialect()
+    raise ValueError(f"unsupported database dialect {name!r}: PrismQ supports sqlite and postgresql")

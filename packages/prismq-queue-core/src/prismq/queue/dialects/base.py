@@ -1,0 +1,78 @@
+"""The interface each dialect module implements."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Insert, Select, Table, Update
+from sqlalchemy.engine import URL
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimQuery:
+    """The parts of a claim that every dialect shares.
+
+    ``eligible`` selects the ids of claimable rows, already filtered and ordered by the
+    strategy and limited to ``n``; the dialect turns it into one atomic UPDATE.
+    """
+
+    eligible: Select[Any]
+    values: dict[str, Any]
+
+
+class SqlDialect(abc.ABC):
+    """SQL that differs between the supported databases."""
+
+    name: str
+
+    @abc.abstractmethod
+    def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
+        """An engine configured for a job queue on this database."""
+
+    @abc.abstractmethod
+    def now(self) -> ColumnElement[dt.datetime]:
+        """The database's current UTC time, the clock every lease decision uses."""
+
+    @abc.abstractmethod
+    def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
+        """The database's current time plus ``seconds`` (may be negative)."""
+
+    @abc.abstractmethod
+    def new_lease_token(self) -> ColumnElement[str]:
+        """A fresh random token, evaluated per row."""
+
+    @abc.abstractmethod
+    def weighted_random_key(self, priority: ColumnElement[int]) -> ColumnElement[float]:
+        """``-ln(U) * priority`` with U uniform in (0, 1]: the smallest key wins, so a task
+        is picked with probability proportional to ``1 / priority``."""
+
+    @abc.abstractmethod
+    def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
+        """True for tasks whose every ``compatibility`` key equals the worker's value."""
+
+    @abc.abstractmethod
+    def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
+        """Make the eligible-rows select safe against concurrent claimers."""
+
+    @abc.abstractmethod
+    def claim_statement(self, eligible: Select[Any], values: dict[str, Any]) -> Update:
+        """One UPDATE that leases exactly the rows ``eligible`` selects."""
+
+    @abc.abstractmethod
+    def insert_ignoring_conflict(
+        self, table: Table, values: dict[str, Any], conflict_columns: list[str]
+    ) -> Insert:
+        """INSERT that does nothing when a unique index on ``conflict_columns`` matches."""
+
+    @abc.abstractmethod
+    def insert_or_update(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        conflict_columns: list[str],
+        update_values: dict[str, Any],
+    ) -> Insert:
+        """INSERT, or UPDATE with ``update_values`` the row whose unique key matches."""

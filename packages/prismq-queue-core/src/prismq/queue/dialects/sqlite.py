@@ -1,0 +1,153 @@
+"""SQLite: one file shared by the processes of one host.
+
+Writers are serialised by SQLite itself; PrismQ opens every write transaction with
+``BEGIN IMMEDIATE`` so that a transaction that reads and then writes takes the write lock
+up front (pysqlite's deferred ``BEGIN`` would fail such a transaction with "database is
+locked" when another writer got in between). WAL lets readers run beside the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import sqlite3
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as dialect_insert
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import String
+
+from prismq.queue.dialects.base import SqlDialect
+from prismq.queue.models import UTCDateTime, task_table
+
+#: Execution option naming the BEGIN mode of a transaction ("IMMEDIATE" or "DEFERRED").
+BEGIN_MODE_OPTION = "prismq_sqlite_begin"
+
+# Same fixed-width text as UTCDateTime stores: %f is "SS.SSS", padded to microseconds.
+_NOW_FORMAT = "%Y-%m-%d %H:%M:%f"
+
+
+def _weighted_key(priority: int) -> float:
+    # 1 - random() lies in (0, 1], so the logarithm is always defined.
+    return -math.log(1.0 - random.random()) * priority
+
+
+def _configure_connection(
+    dbapi_connection: sqlite3.Connection, synchronous: str, busy_timeout_ms: int
+) -> None:
+    # PrismQ issues BEGIN itself (see module docstring); the driver must not.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+    dbapi_connection.create_function("prismq_weighted_key", 1, _weighted_key)
+
+
+class SQLiteDialect(SqlDialect):
+    """SQL pieces for SQLite 3.35+ (RETURNING)."""
+
+    name = "sqlite"
+
+    def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
+        synchronous = str(options.get("sqlite_synchronous", "NORMAL")).upper()
+        if synchronous not in {"NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(
+                f"sqlite_synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}"
+            )
+        busy_timeout_ms = int(options.get("sqlite_busy_timeout_ms", 30_000))
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: sqlite3.Connection, _: ConnectionPoolEntry) -> None:
+            _configure_connection(dbapi_connection, synchronous, busy_timeout_ms)
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get(BEGIN_MODE_OPTION, "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    def now(self) -> ColumnElement[dt.datetime]:
+        return self.now_plus(0)
+
+    def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
+        modifier = f"{float(seconds):+.6f} seconds"
+        stamp = func.strftime(_NOW_FORMAT, "now", modifier, type_=String).concat(literal("000"))
+        return type_coerce(stamp, UTCDateTime())
+
+    def new_lease_token(self) -> ColumnElement[str]:
+        return func.lower(func.hex(func.randomblob(16)), type_=String)
+
+    def weighted_random_key(self, priority: ColumnElement[int]) -> ColumnElement[float]:
+        return func.prismq_weighted_key(priority)
+
+    def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
+        # Every key the task requires must be present in the worker's capabilities with the
+        # same JSON type and value; json_each gives both sides in the same canonical form.
+        return text(
+            "(task_queue.compatibility = '{}' OR NOT EXISTS ("
+            " SELECT 1 FROM json_each(task_queue.compatibility) AS required"
+            " WHERE NOT EXISTS ("
+            "  SELECT 1 FROM json_each(:prismq_capabilities) AS offered"
+            "  WHERE offered.key = required.key AND offered.type = required.type"
+            "  AND offered.value IS required.value)))"
+        ).bindparams(bindparam("prismq_capabilities", json.dumps(capabilities)))  # type: ignore[return-value]
+
+    def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
+        # BEGIN IMMEDIATE already holds the database's single write lock.
+        return eligible
+
+    def claim_statement(self, eligible: Select[Any], values: dict[str, Any]) -> Update:
+        return update(task_table).where(task_table.c.id.in_(eligible.scalar_subquery())).values(
+            values
+        )
+
+
+    def insert_ignoring_conflict(
+        self, table: Table, values: dict[str, Any], conflict_columns: list[str]
+    ) -> Insert:
+        return dialect_insert(table).values(values).on_conflict_do_nothing(
+            index_elements=conflict_columns
+        )
+
+    def insert_or_update(
+        self,
+        table: Table,
+        values: dict[str, Any],
+        conflict_columns: list[str],
+        update_values: dict[str, Any],
+    ) -> Insert:
+        return dialect_insert(table).values(values).on_conflict_do_update(
+            index_elements=conflict_columns, set_=update_values
+        )

@@ -1,0 +1,188 @@
+"""Putting tasks on the queue: one at a time (optionally idempotent) or many at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from prismq.queue.database import QueueDatabase
+from prismq.queue.errors import InvalidTaskError
+from prismq.queue.models import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE, task_table
+from prismq.queue.records import EnqueueResult, TaskRecord
+from prismq.queue.status import TaskStatus
+from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
+from prismq.queue.transactions import CallerTransaction, write_transaction
+from prismq.queue.validation import (
+    check_idempotency_key,
+    check_json_object,
+    check_max_attempts,
+    check_priority,
+    check_queue,
+    check_seconds,
+    check_type,
+)
+
+#: Most tasks ``enqueue_many`` takes in one call.
+MAX_BATCH_SIZE = 10_000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NewTask:
+    """A task to enqueue; validated on construction.
+
+    Give at most one of ``run_after_utc`` (an absolute time) and ``delay_seconds`` (counted
+    from the database's clock); with neither, the task is ready at once.
+    """
+
+    type: str
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    compatibility: dict[str, Any] = dataclasses.field(default_factory=dict)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    run_after_utc: dt.datetime | None = None
+    delay_seconds: float | None = None
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        check_type(self.type)
+        check_queue(self.queue)
+        check_priority(self.priority)
+        check_max_attempts(self.max_attempts)
+        check_idempotency_key(self.idempotency_key)
+        object.__setattr__(self, "payload", check_json_object("payload", self.payload))
+        object.__setattr__(
+            self, "compatibility", check_json_object("compatibility", self.compatibility)
+        )
+        if self.run_after_utc is not None and self.delay_seconds is not None:
+            raise InvalidTaskError("run_after_utc", "give run_after_utc or delay_seconds, not both")
+        if self.run_after_utc is not None and not isinstance(self.run_after_utc, dt.datetime):
+            raise InvalidTaskError("run_after_utc", "must be a datetime")
+        if self.delay_seconds is not None:
+            check_seconds("delay_seconds", self.delay_seconds)
+
+    def column_values(self) -> dict[str, Any]:
+        """Values of the columns the caller chose (timestamps are set by the database)."""
+        return {
+            "type": self.type,
+            "queue": self.queue,
+            "priority": self.priority,
+            "payload": self.payload,
+            "compatibility": self.compatibility,
+            "max_attempts": self.max_attempts,
+            "idempotency_key": self.idempotency_key,
+            "status": TaskStatus.QUEUED.value,
+            "attempts": 0,
+            "cancel_requested": False,
+        }
+
+
+def enqueue(
+    db: QueueDatabase,
+    task_type: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    priority: int = DEFAULT_PRIORITY,
+    compatibility: dict[str, Any] | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    run_after_utc: dt.datetime | None = None,
+    delay_seconds: float | None = None,
+    idempotency_key: str | None = None,
+    connection: CallerTransaction | None = None,
+) -> EnqueueResult:
+    """Add one task; with ``idempotency_key``, return the existing task if the key is known.
+
+    Pass ``connection`` (a SQLAlchemy ``Connection`` or ``Session`` on this database) to
+    enqueue inside your own transaction: the task exists if and only if it commits.
+    """
+    task = NewTask(
+        type=task_type,
+        payload=payload or {},
+        queue=queue,
+        priority=priority,
+        compatibility=compatibility or {},
+        max_attempts=max_attempts,
+        run_after_utc=run_after_utc,
+        delay_seconds=delay_seconds,
+        idempotency_key=idempotency_key,
+    )
+    with write_transaction(db, connection) as conn:
+        return _insert_one(db, conn, task)
+
+
+def enqueue_many(
+    db: QueueDatabase,
+    tasks: Sequence[NewTask],
+    *,
+    connection: CallerTransaction | None = None,
+) -> list[int]:
+    """Add many tasks in one transaction, all or nothing; returns their ids in order.
+
+    A task whose idempotency key is already known contributes the existing task's id.
+    """
+    if len(tasks) > MAX_BATCH_SIZE:
+        raise InvalidTaskError("tasks", f"at most {MAX_BATCH_SIZE} tasks per batch")
+    for index, task in enumerate(tasks):
+        if not isinstance(task, NewTask):
+            raise InvalidTaskError(f"tasks[{index}]", "must be a NewTask")
+    if not tasks:
+        return []
+    with write_transaction(db, connection) as conn:
+        if any(task.idempotency_key is not None for task in tasks):
+            return [_insert_one(db, conn, task).task_id for task in tasks]
+        return _insert_batch(db, conn, tasks)
+
+
+def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueResult:
+    now = db.dialect.now()
+    values: dict[str, Any] = task.column_values()
+    values["created_at_utc"] = now
+    values["updated_at_utc"] = now
+    if task.run_after_utc is not None:
+        values["run_after_utc"] = task.run_after_utc
+    elif task.delay_seconds:
+        values["run_after_utc"] = db.dialect.now_plus(task.delay_seconds)
+    else:
+        values["run_after_utc"] = now
+    if task.idempotency_key is None:
+        statement = insert(task_table).values(values)
+    else:
+        # ON CONFLICT DO NOTHING rather than catching the unique violation: on PostgreSQL
+        # a failed INSERT would abort the caller's whole transaction.
+        statement = db.dialect.insert_ignoring_conflict(task_table, values, ["idempotency_key"])
+    row = conn.execute(statement.returning(*PUBLIC_TASK_COLUMNS)).mappings().first()
+    if row is not None:
+        return EnqueueResult(task=TaskRecord.from_row(row), created=True)
+    existing = (
+        conn.execute(
+            select(*PUBLIC_TASK_COLUMNS).where(
+                task_table.c.idempotency_key == task.idempotency_key
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return EnqueueResult(task=TaskRecord.from_row(existing), created=False)
+
+
+def _insert_batch(db: QueueDatabase, conn: Connection, tasks: Sequence[NewTask]) -> list[int]:
+    # One clock reading for the whole batch, taken from the database like every other time.
+    now: dt.datetime = conn.execute(select(db.dialect.now())).scalar_one()
+    rows = []
+    for task in tasks:
+        values = task.column_values()
+        if task.run_after_utc is not None:
+            run_after = task.run_after_utc
+        else:
+            run_after = now + dt.timedelta(seconds=task.delay_seconds or 0.0)
+        values.update(run_after_utc=run_after, created_at_utc=now, updated_at_utc=now)
+        rows.append(values)
+    result = conn.execute(
+        insert(task_table).returning(task_table.c.id, sort_by_parameter_order=True), rows
+    )
+    return list(result.scalars())

@@ -1,0 +1,181 @@
+"""Keeping, giving back and reclaiming leases.
+
+Renew and release are fenced by the lease token like completion. Reclaim is the recovery
+path: any process may run it, as often as it likes (it is idempotent), to return tasks
+whose worker stopped renewing their lease.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import case, update
+
+from prismq.queue.claim import DEFAULT_LEASE_SECONDS
+from prismq.queue.database import QueueDatabase
+from prismq.queue.fencing import held_by, lease_error
+from prismq.queue.models import task_table
+from prismq.queue.records import LeaseRenewal
+from prismq.queue.status import TaskStatus
+from prismq.queue.validation import check_json_value, check_seconds
+
+_t = task_table.c
+_LEASED = TaskStatus.LEASED.value
+#: Message stored on a task whose lease expired.
+LEASE_EXPIRED_MESSAGE = "lease expired: its worker stopped renewing it (crashed or hung)"
+
+
+
+def renew_lease(
+    db: QueueDatabase, task_id: int, lease_token: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> bool:
+    """Extend a lease to ``lease_seconds`` from now; returns whether cancel was requested.
+
+    Raises :class:`LeaseLostError` if the token no longer holds the task.
+    """
+    renewal = renew_leases(db, {task_id: lease_token}, lease_seconds)
+    if task_id in renewal.lost:
+        with db.read() as conn:
+            raise lease_error(conn, task_id)
+    return task_id in renewal.cancel_requested
+
+
+def renew_leases(
+    db: QueueDatabase, leases: Mapping[int, str], lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> LeaseRenewal:
+    """Extend many leases in one statement (a worker's heartbeat); never raises on loss.
+
+    ``leases`` maps task id to lease token. The result tells which were renewed, which
+    were lost (reclaimed, released or finished meanwhile) and which have a cancel request.
+    """
+    lease_seconds = check_seconds("lease_seconds", lease_seconds, minimum=0.001)
+    if not leases:
+        return LeaseRenewal(renewed=frozenset(), lost=frozenset(), cancel_requested=frozenset())
+    # Tokens are random per claim, so matching id and token sets matches the pairs; the
+    # pairing is checked again below all the same.
+    statement = (
+        update(task_table)
+        .where(
+            _t.id.in_(list(leases)),
+            _t.lease_token.in_(list(leases.values())),
+            _t.status == _LEASED,
+        )
+        .values(
+            lease_until_utc=db.dialect.now_plus(lease_seconds),
+            updated_at_utc=db.dialect.now(),
+        )
+        .returning(_t.id, _t.lease_token, _t.cancel_requested)
+    )
+    with db.write() as conn:
+        rows = conn.execute(statement).all()
+    renewed = {row.id for row in rows if leases.get(row.id) == row.lease_token}
+    return LeaseRenewal(
+        renewed=frozenset(renewed),
+        lost=frozenset(set(leases) - renewed),
+        cancel_requested=frozenset(row.id for row in rows if row.cancel_requested),
+    )
+
+
+def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
+    """Give a leased task back without counting the attempt (e.g. on shutdown).
+
+    Returns ``QUEUED``, or ``CANCELLED`` if cancellation had been requested.
+    """
+    now = db.dialect.now()
+    cancelled = _t.cancel_requested
+    statement = (
+        update(task_table)
+        .where(held_by(task_id, lease_token))
+        .values(
+            status=case(
+                (cancelled, TaskStatus.CANCELLED.value), else_=TaskStatus.QUEUED.value
+            ),
+            attempts=case((cancelled, _t.attempts), else_=_t.attempts - 1),
+            finished_at_utc=case((cancelled, now), else_=None),
+            run_after_utc=now,
+            lease_token=None,
+            lease_until_utc=None,
+            locked_by=None,
+            updated_at_utc=now,
+        )
+        .returning(_t.status)
+    )
+    with db.write() as conn:
+        status = conn.execute(statement).scalar_one_or_none()
+        if status is None:
+            raise lease_error(conn, task_id)
+    return TaskStatus(status)
+
+
+def set_progress(db: QueueDatabase, task_id: int, lease_token: str, progress: Any) -> bool:
+    """Store a JSON progress value for a leased task; returns whether cancel was requested."""
+    check_json_value("progress", progress)
+    statement = (
+        update(task_table)
+        .where(held_by(task_id, lease_token))
+        .values(progress=progress, updated_at_utc=db.dialect.now())
+        .returning(_t.cancel_requested)
+    )
+    with db.write() as conn:
+        cancel_requested = conn.execute(statement).scalar_one_or_none()
+        if cancel_requested is None:
+            raise lease_error(conn, task_id)
+    return bool(cancel_requested)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ReclaimResult:
+    """Tasks whose expired lease was reclaimed, by where they went."""
+
+    requeued: list[int]
+    failed: list[int]
+    cancelled: list[int]
+
+    @property
+    def total(self) -> int:
+        """How many tasks were reclaimed."""
+        return len(self.requeued) + len(self.failed) + len(self.cancelled)
+
+
+def reclaim_expired_leases(db: QueueDatabase) -> ReclaimResult:
+    """Return every task whose lease has expired (on the database clock) to the queue.
+
+    The attempt stays counted: a task whose attempts are used up becomes ``FAILED``, one
+    with a cancel request ``CANCELLED``, the rest ``QUEUED`` and ready at once. The old
+    lease token stops working, so its former worker can no longer finish the task.
+    """
+    now = db.dialect.now()
+    gone_to = case(
+        (_t.cancel_requested, TaskStatus.CANCELLED.value),
+        (_t.attempts >= _t.max_attempts, TaskStatus.FAILED.value),
+        else_=TaskStatus.QUEUED.value,
+    )
+    statement = (
+        update(task_table)
+        .where(_t.status == _LEASED, _t.lease_until_utc < now)
+        .values(
+            status=gone_to,
+            finished_at_utc=case(
+                (_t.cancel_requested | (_t.attempts >= _t.max_attempts), now), else_=None
+            ),
+            error_message=LEASE_EXPIRED_MESSAGE,
+            run_after_utc=now,
+            lease_token=None,
+            lease_until_utc=None,
+            locked_by=None,
+            updated_at_utc=now,
+        )
+        .returning(_t.id, _t.status)
+    )
+    with db.write() as conn:
+        rows = conn.execute(statement).all()
+    by_status: dict[str, list[int]] = {status.value: [] for status in TaskStatus}
+    for row in rows:
+        by_status[row.status].append(row.id)
+    return ReclaimResult(
+        requeued=sorted(by_status[TaskStatus.QUEUED.value]),
+        failed=sorted(by_status[TaskStatus.FAILED.value]),
+        cancelled=sorted(by_status[TaskStatus.CANCELLED.value]),
+    )

@@ -1,0 +1,101 @@
+"""Checks on caller input, raised as typed errors before anything reaches the database."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from prismq.queue.errors import InvalidPayloadError, InvalidPriorityError, InvalidTaskError
+from prismq.queue.models import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PRIORITY,
+    MAX_QUEUE_LENGTH,
+    MAX_TYPE_LENGTH,
+    MIN_PRIORITY,
+)
+
+#: Largest ``max_attempts`` accepted.
+MAX_ATTEMPTS_LIMIT = 100
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_name(field: str, value: object, max_length: int) -> str:
+    """A non-empty string of at most ``max_length`` characters, without surrounding spaces."""
+    if not isinstance(value, str):
+        raise InvalidTaskError(field, f"must be a string, not {type(value).__name__}")
+    if not value or value.strip() != value:
+        raise InvalidTaskError(field, "must be non-empty and have no leading/trailing spaces")
+    if len(value) > max_length:
+        raise InvalidTaskError(field, f"must be at most {max_length} characters")
+    return value
+
+
+def check_type(value: object) -> str:
+    """A valid task type."""
+    return check_name("type", value, MAX_TYPE_LENGTH)
+
+
+def check_queue(value: object) -> str:
+    """A valid queue name."""
+    return check_name("queue", value, MAX_QUEUE_LENGTH)
+
+
+def check_idempotency_key(value: object) -> str | None:
+    """None or a valid idempotency key."""
+    if value is None:
+        return None
+    return check_name("idempotency_key", value, MAX_IDEMPOTENCY_KEY_LENGTH)
+
+
+def check_priority(value: object) -> int:
+    """An integer in ``[MIN_PRIORITY, MAX_PRIORITY]``; lower runs first."""
+    if not _is_int(value) or not MIN_PRIORITY <= value <= MAX_PRIORITY:  # type: ignore[operator]
+        raise InvalidPriorityError(
+            "priority", f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}, got {value!r}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_max_attempts(value: object) -> int:
+    """An integer in ``[1, MAX_ATTEMPTS_LIMIT]``."""
+    if not _is_int(value) or not 1 <= value <= MAX_ATTEMPTS_LIMIT:  # type: ignore[operator]
+        raise InvalidTaskError(
+            "max_attempts", f"must be an integer from 1 to {MAX_ATTEMPTS_LIMIT}, got {value!r}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_seconds(field: str, value: object, *, minimum: float = 0.0) -> float:
+    """A finite number of seconds, at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTaskError(field, f"must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < minimum:
+        raise InvalidTaskError(field, f"must be a finite number >= {minimum}, got {value!r}")
+    return seconds
+
+
+def check_json_object(field: str, value: object) -> dict[str, Any]:
+    """A mapping with string keys that serialises to JSON; returned as a plain dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidPayloadError(field, f"must be a JSON object, not {type(value).__name__}")
+    check_json_value(field, value)
+    return dict(value)
+
+
+def check_json_value(field: str, value: object) -> Any:
+    """Any value that serialises to JSON without loss (no NaN, no non-string keys)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidPayloadError(field, f"is not JSON-serialisable: {error}") from None
+    if isinstance(value, Mapping) and not all(isinstance(k, str) for k in value):
+        raise InvalidPayloadError(field, "object keys must be strings")
+    return value
