@@ -64,7 +64,12 @@ def claim_tasks(
         return []
     dialect = db.dialect
     eligible = _eligible_ids(
-        dialect, n, strategy, queues, task_types, capabilities or {}, dialect.now()
+        dialect,
+        n=n,
+        strategy=strategy,
+        queues=queues,
+        task_types=task_types,
+        capabilities=capabilities or {},
     )
     now = dialect.now()
     statement = dialect.claim_statement(
@@ -103,16 +108,16 @@ def claim_tasks(
 
 def _eligible_ids(
     dialect: SqlDialect,
+    *,
     n: int,
     strategy: SchedulingStrategy,
     queues: Collection[str] | None,
     task_types: Collection[str] | None,
     capabilities: dict[str, Any],
-    now: ColumnElement[Any],
 ) -> Select[Any]:
     conditions: list[ColumnElement[bool]] = [
         _t.status == TaskStatus.QUEUED.value,
-        _t.run_after_utc <= now,
+        _t.run_after_utc <= dialect.now(),
     ]
     if queues is not None:
         conditions.append(_t.queue.in_(list(queues)))

@@ -25,10 +25,7 @@ MAX_ERROR_LENGTH = 10_000
 _LEASE_CLEARED = {"lease_token": None, "lease_until_utc": None}
 
 
-
-def complete(
-    db: QueueDatabase, task_id: int, lease_token: str, result: Any = None
-) -> TaskStatus:
+def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = None) -> TaskStatus:
     """Mark a leased task done and store its JSON ``result``.
 
     Returns ``COMPLETED``, or ``CANCELLED`` if cancellation was requested while it ran.

@@ -22,7 +22,11 @@ from prismq.queue.errors import (
 )
 
 _UNDEFINED_TABLE_SQLSTATE = "42P01"
-_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
 
 
 def normalise_url(database_url: str) -> URL:
@@ -99,9 +103,9 @@ class QueueDatabase:
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite a deferred one, which does not block writers)."""
         with self.translating_errors(), self._connect() as conn:
-            conn = conn.execution_options(**{BEGIN_MODE_OPTION: "DEFERRED"})
-            with conn.begin():
-                yield conn
+            reader = conn.execution_options(**{BEGIN_MODE_OPTION: "DEFERRED"})
+            with reader.begin():
+                yield reader
 
     def session(self) -> Session:
         """A new ORM session on this database, for callers that enqueue transactionally."""

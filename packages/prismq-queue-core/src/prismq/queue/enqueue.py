@@ -160,9 +160,7 @@ def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueRe
         return EnqueueResult(task=TaskRecord.from_row(row), created=True)
     existing = (
         conn.execute(
-            select(*PUBLIC_TASK_COLUMNS).where(
-                task_table.c.idempotency_key == task.idempotency_key
-            )
+            select(*PUBLIC_TASK_COLUMNS).where(task_table.c.idempotency_key == task.idempotency_key)
         )
         .mappings()
         .one()

@@ -16,12 +16,12 @@ def lease_error(conn: Connection, task_id: int) -> PrismQError:
     ).scalar_one_or_none()
     if status is None:
         return TaskNotFoundError(task_id)
-    return LeaseLostError(
-        task_id, f"the lease token is no longer valid (the task is now {status})"
-    )
+    return LeaseLostError(task_id, f"the lease token is no longer valid (the task is now {status})")
 
 
 def held_by(task_id: int, lease_token: str) -> ColumnElement[bool]:
     """Rows where ``lease_token`` still holds ``task_id``'s lease."""
     t = task_table.c
-    return (t.id == task_id) & (t.lease_token == lease_token) & (t.status == TaskStatus.LEASED.value)
+    return (
+        (t.id == task_id) & (t.lease_token == lease_token) & (t.status == TaskStatus.LEASED.value)
+    )

@@ -27,7 +27,6 @@ _LEASED = TaskStatus.LEASED.value
 LEASE_EXPIRED_MESSAGE = "lease expired: its worker stopped renewing it (crashed or hung)"
 
 
-
 def renew_lease(
     db: QueueDatabase, task_id: int, lease_token: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
 ) -> bool:
@@ -89,9 +88,7 @@ def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
         update(task_table)
         .where(held_by(task_id, lease_token))
         .values(
-            status=case(
-                (cancelled, TaskStatus.CANCELLED.value), else_=TaskStatus.QUEUED.value
-            ),
+            status=case((cancelled, TaskStatus.CANCELLED.value), else_=TaskStatus.QUEUED.value),
             attempts=case((cancelled, _t.attempts), else_=_t.attempts - 1),
             finished_at_utc=case((cancelled, now), else_=None),
             run_after_utc=now,

@@ -7,7 +7,7 @@ compares the two on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     text,
 )
@@ -226,7 +227,8 @@ class ApiTokenRow(Base):
     __table_args__ = (Index("uq_api_tokens_token_hash", "token_hash", unique=True),)
 
 
-task_table = TaskRow.__table__
-worker_table = WorkerRow.__table__
-task_log_table = TaskLogRow.__table__
-api_token_table = ApiTokenRow.__table__
+# The Core-level tables, typed as such (the ORM declares __table__ as a FromClause).
+task_table = cast(Table, TaskRow.__table__)
+worker_table = cast(Table, WorkerRow.__table__)
+task_log_table = cast(Table, TaskLogRow.__table__)
+api_token_table = cast(Table, ApiTokenRow.__table__)

@@ -20,9 +20,7 @@ DEFAULT_PAGE_SIZE = 50
 def get_task(db: QueueDatabase, task_id: int) -> TaskRecord:
     """The task with this id; raises :class:`TaskNotFoundError`."""
     with db.read() as conn:
-        row = (
-            conn.execute(select(*PUBLIC_TASK_COLUMNS).where(_t.id == task_id)).mappings().first()
-        )
+        row = conn.execute(select(*PUBLIC_TASK_COLUMNS).where(_t.id == task_id)).mappings().first()
     if row is None:
         raise TaskNotFoundError(task_id)
     return TaskRecord.from_row(row)

@@ -9,10 +9,8 @@ from typing import Any
 
 from prismq.queue.status import TaskStatus
 
-_record = dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 
-
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskRecord:
     """A task as stored, without its lease token (which only the lease holder gets)."""
 
@@ -40,7 +38,7 @@ class TaskRecord:
     updated_at_utc: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> TaskRecord:
         """Build from a result row of ``task_queue`` (extra columns are ignored)."""
         values = {field.name: row[field.name] for field in dataclasses.fields(cls)}
         values["status"] = TaskStatus(values["status"])
@@ -48,7 +46,7 @@ class TaskRecord:
         return cls(**values)
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class EnqueueResult:
     """What ``enqueue`` did: ``created`` is False when an idempotency key matched."""
 
@@ -61,7 +59,7 @@ class EnqueueResult:
         return self.task.id
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimedTask:
     """A task leased to a worker: the token must be presented to complete, fail or renew."""
 
@@ -78,7 +76,7 @@ class ClaimedTask:
     created_at_utc: dt.datetime
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class LeaseRenewal:
     """Outcome of renewing a batch of leases."""
 
@@ -87,7 +85,7 @@ class LeaseRenewal:
     cancel_requested: frozenset[int]
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskPage:
     """One page of ``list_tasks``: pass ``next_cursor`` back to get the next one."""
 
@@ -95,7 +93,7 @@ class TaskPage:
     next_cursor: str | None
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskLogRecord:
     """A log line of a task."""
 
@@ -107,7 +105,7 @@ class TaskLogRecord:
     details: dict[str, Any] | None
 
 
-@_record
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class WorkerRecord:
     """A registered worker and how fresh its heartbeat is."""
 

@@ -37,4 +37,6 @@ class SchedulingStrategy(str, enum.Enum):
             except ValueError:
                 pass
         names = ", ".join(s.value for s in cls)
-        raise UnknownStrategyError(f"unknown scheduling strategy {value!r}; expected one of {names}")
+        raise UnknownStrategyError(
+            f"unknown scheduling strategy {value!r}; expected one of {names}"
+        )

@@ -34,9 +34,7 @@ def log(
         raise InvalidTaskError("level", f"must be one of {', '.join(sorted(LOG_LEVELS))}")
     checked_details = check_json_object("details", details) if details is not None else None
     with db.write() as conn:
-        exists = conn.execute(
-            select(task_table.c.id).where(task_table.c.id == task_id)
-        ).first()
+        exists = conn.execute(select(task_table.c.id).where(task_table.c.id == task_id)).first()
         if exists is None:
             raise TaskNotFoundError(task_id)
         return int(
@@ -60,9 +58,7 @@ def get_task_logs(
     """A task's log lines in the order they were written; raises if the task is unknown."""
     limit = max(1, min(limit, MAX_LOGS_PER_READ))
     with db.read() as conn:
-        exists = conn.execute(
-            select(task_table.c.id).where(task_table.c.id == task_id)
-        ).first()
+        exists = conn.execute(select(task_table.c.id).where(task_table.c.id == task_id)).first()
         if exists is None:
             raise TaskNotFoundError(task_id)
         rows = conn.execute(

@@ -6,19 +6,19 @@ their :class:`~prismq.queue.database.QueueDatabase` for the few SQL pieces that 
 
 from __future__ import annotations
 
-from prismq.queue.dialects.base import ClaimQuery, SqlDialect
+from prismq.queue.dialects.base import SqlDialect
+from prismq.queue.dialects.postgresql import PostgreSQLDialect
+from prismq.queue.dialects.sqlite import SQLiteDialect
 
-__all__ = ["ClaimQuery", "SqlDialect", "dialect_for"]
+__all__ = ["SqlDialect", "dialect_for"]
 
 
 def dialect_for(name: str) -> SqlDialect:
     """The :class:`SqlDialect` for a SQLAlchemy dialect name."""
     if name == "sqlite":
-        from prismq.queue.dialects.sqlite import SQLiteDialect
-
         return SQLiteDialect()
     if name == "postgresql":
-        from prismq.queue.dialects.postgresql import PostgreSQLDialect
-
         return PostgreSQLDialect()
-    raise ValueError(f"unsupported database dialect {name!r}: PrismQ supports sqlite and postgresql")
+    raise ValueError(
+        f"unsupported database dialect {name!r}: PrismQ supports sqlite and postgresql"
+    )

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
 import datetime as dt
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Insert, Select, Table, Update
 from sqlalchemy.engine import URL
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class ClaimQuery:
-    """The parts of a claim that every dialect shares.
-
-    ``eligible`` selects the ids of claimable rows, already filtered and ordered by the
-    strategy and limited to ``n``; the dialect turns it into one atomic UPDATE.
-    """
-
-    eligible: Select[Any]
-    values: dict[str, Any]
 
 
 class SqlDialect(abc.ABC):

@@ -17,8 +17,8 @@ from sqlalchemy import (
     Insert,
     Interval,
     Select,
-    Table,
     String,
+    Table,
     Update,
     bindparam,
     cast,
@@ -84,8 +84,10 @@ class PostgreSQLDialect(SqlDialect):
     def insert_ignoring_conflict(
         self, table: Table, values: dict[str, Any], conflict_columns: list[str]
     ) -> Insert:
-        return dialect_insert(table).values(values).on_conflict_do_nothing(
-            index_elements=conflict_columns
+        return (
+            dialect_insert(table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=conflict_columns)
         )
 
     def insert_or_update(
@@ -95,6 +97,8 @@ class PostgreSQLDialect(SqlDialect):
         conflict_columns: list[str],
         update_values: dict[str, Any],
     ) -> Insert:
-        return dialect_insert(table).values(values).on_conflict_do_update(
-            index_elements=conflict_columns, set_=update_values
+        return (
+            dialect_insert(table)
+            .values(values)
+            .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
         )

@@ -129,16 +129,17 @@ class SQLiteDialect(SqlDialect):
         return eligible
 
     def claim_statement(self, eligible: Select[Any], values: dict[str, Any]) -> Update:
-        return update(task_table).where(task_table.c.id.in_(eligible.scalar_subquery())).values(
-            values
+        return (
+            update(task_table).where(task_table.c.id.in_(eligible.scalar_subquery())).values(values)
         )
-
 
     def insert_ignoring_conflict(
         self, table: Table, values: dict[str, Any], conflict_columns: list[str]
     ) -> Insert:
-        return dialect_insert(table).values(values).on_conflict_do_nothing(
-            index_elements=conflict_columns
+        return (
+            dialect_insert(table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=conflict_columns)
         )
 
     def insert_or_update(
@@ -148,6 +149,8 @@ class SQLiteDialect(SqlDialect):
         conflict_columns: list[str],
         update_values: dict[str, Any],
     ) -> Insert:
-        return dialect_insert(table).values(values).on_conflict_do_update(
-            index_elements=conflict_columns, set_=update_values
+        return (
+            dialect_insert(table)
+            .values(values)
+            .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
         )
