@@ -33,7 +33,7 @@ def normalise_url(database_url: str) -> URL:
     """Parse a URL, choosing psycopg 3 for ``postgresql://`` and rejecting other databases."""
     try:
         url = make_url(database_url)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         raise DatabaseUnavailableError(f"not a valid database URL: {database_url!r}") from None
     backend = url.get_backend_name()
     if backend not in _DRIVERS:
@@ -75,9 +75,15 @@ class QueueDatabase:
             "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,
             "connect_timeout": connect_timeout,
         }
-        self.engine: Engine = self.dialect.create_engine(
-            self.url, pool_size=pool_size, options=options
-        )
+        try:
+            self.engine: Engine = self.dialect.create_engine(
+                self.url, pool_size=pool_size, options=options
+            )
+        except ModuleNotFoundError as error:
+            raise DatabaseUnavailableError(
+                f"the driver for {self.display_url} is not installed ({error.name});"
+                " install it with: pip install 'prismq-queue-core[postgresql]'"
+            ) from None
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

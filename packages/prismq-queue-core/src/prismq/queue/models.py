@@ -173,6 +173,8 @@ class TaskRow(Base):
         # Listing and counting by status / type, newest first.
         Index("ix_task_queue_status_id", "status", "id"),
         Index("ix_task_queue_type_status", "type", "status"),
+        # Ids are visible to clients: never hand out a purged task's id again.
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -209,7 +211,10 @@ class TaskLogRow(Base):
     message: Mapped[str] = mapped_column(Text, nullable=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(_json_type())
 
-    __table_args__ = (Index("ix_task_logs_task_id_id", "task_id", "id"),)
+    __table_args__ = (
+        Index("ix_task_logs_task_id_id", "task_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class ApiTokenRow(Base):
