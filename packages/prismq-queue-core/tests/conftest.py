@@ -119,3 +119,23 @@ def db(database_url: str) -> Iterator[QueueDatabase]:
         yield database
     finally:
         database.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backend(name): a feature of that database alone (e.g. SQLite's file backup); runs"
+        " in that backend's session and is deselected, visibly, in the other",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend = selected_backend()
+    other_backend = [
+        item
+        for item in items
+        if (marker := item.get_closest_marker("backend")) is not None and marker.args[0] != backend
+    ]
+    if other_backend:
+        config.hook.pytest_deselected(items=other_backend)
+        items[:] = [item for item in items if item not in other_backend]

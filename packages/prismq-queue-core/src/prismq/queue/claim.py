@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -127,11 +127,16 @@ def _eligible_ids(
 
     if strategy is SchedulingStrategy.WEIGHTED_RANDOM:
         # Draw among a bounded window of the oldest eligible tasks so one claim's cost does
-        # not grow with the depth of the queue.
-        window = select(_t.id).where(*conditions).order_by(_t.id).limit(WEIGHTED_RANDOM_WINDOW)
+        # not grow with the depth of the queue. The window is "eligible and id <= the id of
+        # its last task": an uncorrelated scalar subquery, evaluated once. (`id IN (window)`
+        # let PostgreSQL plan a semi-join that re-ran the window for every eligible row.)
+        window = (
+            select(_t.id).where(*conditions).order_by(_t.id).limit(WEIGHTED_RANDOM_WINDOW)
+        ).subquery("weighted_window")
+        last_in_window = select(func.max(window.c.id)).scalar_subquery()
         eligible = (
             select(_t.id)
-            .where(_t.id.in_(window.scalar_subquery()), *conditions)
+            .where(_t.id <= last_in_window, *conditions)
             .order_by(dialect.weighted_random_key(_t.priority))
         )
     else:

@@ -69,7 +69,7 @@ class QueueDatabase:
         self.url = normalise_url(resolve_database_url(database_url))
         self.dialect: SqlDialect = dialect_for(self.url.get_backend_name())
         if self.dialect.name == "sqlite" and self.url.database:
-            Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {
             "sqlite_synchronous": sqlite_synchronous,
             "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,

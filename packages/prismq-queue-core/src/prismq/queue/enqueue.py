@@ -102,10 +102,11 @@ def enqueue(
     """
     task = NewTask(
         type=task_type,
-        payload=payload or {},
+        # `is None`, not `or`: a falsy non-object ([] or "") must be rejected, not emptied.
+        payload={} if payload is None else payload,
         queue=queue,
         priority=priority,
-        compatibility=compatibility or {},
+        compatibility={} if compatibility is None else compatibility,
         max_attempts=max_attempts,
         run_after_utc=run_after_utc,
         delay_seconds=delay_seconds,

@@ -173,6 +173,8 @@ class TaskRow(Base):
         # Listing and counting by status / type, newest first.
         Index("ix_task_queue_status_id", "status", "id"),
         Index("ix_task_queue_type_status", "type", "status"),
+        # Metrics windows and purges read finished tasks by when they finished.
+        Index("ix_task_queue_status_finished_at_utc", "status", "finished_at_utc"),
         # Ids are visible to clients: never hand out a purged task's id again.
         {"sqlite_autoincrement": True},
     )

@@ -62,8 +62,19 @@ def list_tasks(
     return TaskPage(items=items, next_cursor=next_cursor)
 
 
+#: Largest task id (the id column is a signed 64-bit integer).
+_MAX_TASK_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> int:
     """The task id a cursor stands for; raises :class:`InvalidTaskError` for garbage."""
-    if not cursor.isdigit() or len(cursor) > 19:
+    # isascii: str.isdigit() also accepts "\u00b2" (which int() rejects) and "\u0661" (int()
+    # reads as 1); the bound keeps the id within what the database can compare.
+    if (
+        not isinstance(cursor, str)
+        or not (cursor.isascii() and cursor.isdigit())
+        or len(cursor) > len(str(_MAX_TASK_ID))
+        or int(cursor) > _MAX_TASK_ID
+    ):
         raise InvalidTaskError("cursor", "is not a cursor returned by list_tasks")
     return int(cursor)

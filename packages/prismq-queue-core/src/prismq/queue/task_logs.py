@@ -29,9 +29,9 @@ def log(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append a log line to a task; returns its id."""
-    level = level.lower()
-    if level not in LOG_LEVELS:
+    if not isinstance(level, str) or level.lower() not in LOG_LEVELS:
         raise InvalidTaskError("level", f"must be one of {', '.join(sorted(LOG_LEVELS))}")
+    level = level.lower()
     checked_details = check_json_object("details", details) if details is not None else None
     with db.write() as conn:
         exists = conn.execute(select(task_table.c.id).where(task_table.c.id == task_id)).first()

@@ -63,3 +63,17 @@ class SqlDialect(abc.ABC):
         update_values: dict[str, Any],
     ) -> Insert:
         """INSERT, or UPDATE with ``update_values`` the row whose unique key matches."""
+
+    @abc.abstractmethod
+    def optimize(self, engine: Engine) -> list[str]:
+        """Run the database's own housekeeping (outside any transaction); say what was done.
+
+        Used by :func:`prismq.queue.maintenance.optimize`. Returns one line per operation.
+        """
+
+    @abc.abstractmethod
+    def integrity_problems(self, engine: Engine) -> list[str]:
+        """What the database's own consistency check reports; empty when it finds nothing.
+
+        Used by :func:`prismq.queue.maintenance.integrity_check`.
+        """

@@ -102,3 +102,22 @@ class PostgreSQLDialect(SqlDialect):
             .values(values)
             .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
         )
+
+    def optimize(self, engine: Engine) -> list[str]:
+        # Every PrismQ table (the metadata the models share), quoted as the server needs.
+        quote = engine.dialect.identifier_preparer.quote
+        tables = ", ".join(quote(table.name) for table in task_table.metadata.sorted_tables)
+        statement = f"VACUUM (ANALYZE) {tables}"
+        # VACUUM refuses to run inside a transaction block: autocommit for this one
+        # connection (the pool resets its isolation level when it is returned).
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)
+        return [statement]
+
+    def integrity_problems(self, engine: Engine) -> list[str]:
+        # PostgreSQL has no counterpart of SQLite's integrity_check: the server keeps its
+        # own files consistent (WAL, checksums if enabled); deeper checks need the amcheck
+        # extension and a superuser. Reaching the server is all that is checked here.
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return []

@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    exc,
     func,
     literal,
     text,
@@ -154,3 +155,78 @@ class SQLiteDialect(SqlDialect):
             .values(values)
             .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
         )
+
+    def optimize(self, engine: Engine) -> list[str]:
+        # ANALYZE refreshes the planner's statistics; VACUUM rebuilds the file without the
+        # pages freed by deleted rows; VACUUM goes through the WAL, so a TRUNCATE checkpoint
+        # comes last to copy it into the database file and shrink it back to zero bytes.
+        done: list[str] = []
+        with _AutocommitConnection(engine) as driver:
+            for statement in ("ANALYZE", "VACUUM"):
+                driver.execute(statement)
+                done.append(statement)
+            checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+            busy, wal_frames, checkpointed = driver.execute(checkpoint)[0]
+        if busy:
+            done.append(f"{checkpoint}: incomplete, other connections were using the WAL")
+        elif wal_frames < 0:
+            done.append(f"{checkpoint}: skipped, the database is not in WAL mode")
+        else:
+            done.append(f"{checkpoint}: {checkpointed} frames written back, WAL truncated")
+        return done
+
+    def integrity_problems(self, engine: Engine) -> list[str]:
+        problems: list[str] = []
+        with _AutocommitConnection(engine) as driver:
+            for statement in ("PRAGMA integrity_check", "PRAGMA foreign_key_check"):
+                try:
+                    rows = driver.execute(statement)
+                except exc.DatabaseError as error:
+                    # SQLITE_CORRUPT / SQLITE_NOTADB (plain sqlite3.DatabaseError, unlike
+                    # "locked", an OperationalError): the damage is the check's answer.
+                    if type(error.orig) is not sqlite3.DatabaseError:
+                        raise
+                    problems.append(f"{statement}: {error.orig}")
+                    continue
+                if statement == "PRAGMA integrity_check":
+                    problems += [str(row[0]) for row in rows if row != ("ok",)]
+                else:
+                    # integrity_check ignores foreign keys, e.g. logs of a deleted task
+                    # written while foreign_keys was off; foreign_key_check finds them.
+                    problems += [
+                        f"{table} row {rowid}: no matching row in {parent}"
+                        for table, rowid, parent, _ in rows
+                    ]
+        return problems
+
+
+class _AutocommitConnection:
+    """A pooled driver connection used in autocommit mode, for statements like VACUUM.
+
+    VACUUM fails inside a transaction, and the engine's "begin" listener above issues
+    BEGIN even under ``isolation_level="AUTOCOMMIT"``. The driver connection itself has
+    ``isolation_level = None`` (see ``_configure_connection``), i.e. autocommit, so each
+    statement run on it directly is its own transaction. Driver errors are re-raised as
+    SQLAlchemy ``DBAPIError`` so callers translate them like any other.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> _AutocommitConnection:
+        self._pooled = self._engine.raw_connection()
+        driver = self._pooled.driver_connection
+        if not isinstance(driver, sqlite3.Connection):  # pragma: no cover - pysqlite only
+            self._pooled.close()
+            raise TypeError(f"expected a sqlite3 connection, got {type(driver).__name__}")
+        self._driver = driver
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pooled.close()
+
+    def execute(self, statement: str) -> list[tuple[Any, ...]]:
+        try:
+            return self._driver.execute(statement).fetchall()
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance(statement, None, error, sqlite3.Error) from error

@@ -112,6 +112,13 @@ def upgrade() -> None:
     # Listing and counting by status / type.
     op.create_index("ix_task_queue_status_id", "task_queue", ["status", "id"], unique=False)
     op.create_index("ix_task_queue_type_status", "task_queue", ["type", "status"], unique=False)
+    # Metrics windows and purges read finished tasks by when they finished.
+    op.create_index(
+        "ix_task_queue_status_finished_at_utc",
+        "task_queue",
+        ["status", "finished_at_utc"],
+        unique=False,
+    )
 
     op.create_table(
         "task_logs",
