@@ -14,7 +14,7 @@ from prismq.queue.models import task_table
 from prismq.queue.records import ClaimedTask
 from prismq.queue.status import TaskStatus
 from prismq.queue.strategies import WEIGHTED_RANDOM_WINDOW, SchedulingStrategy
-from prismq.queue.validation import check_name, check_seconds
+from prismq.queue.validation import check_json_object, check_name, check_names, check_seconds
 
 #: Most tasks one claim may lease.
 MAX_CLAIM_BATCH = 1000
@@ -60,6 +60,9 @@ def claim_tasks(
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_CLAIM_BATCH:
         raise InvalidTaskError("n", f"must be an integer from 0 to {MAX_CLAIM_BATCH}")
     lease_seconds = check_seconds("lease_seconds", lease_seconds, minimum=0.001)
+    queues = None if queues is None else check_names("queues", queues)
+    task_types = None if task_types is None else check_names("task_types", task_types)
+    capabilities = check_json_object("capabilities", capabilities)
     if n == 0 or (queues is not None and not queues) or (task_types is not None and not task_types):
         return []
     dialect = db.dialect
@@ -69,7 +72,7 @@ def claim_tasks(
         strategy=strategy,
         queues=queues,
         task_types=task_types,
-        capabilities=capabilities or {},
+        capabilities=capabilities,
     )
     now = dialect.now()
     statement = dialect.claim_statement(

@@ -113,6 +113,9 @@ def enqueue(
         idempotency_key=idempotency_key,
     )
     with write_transaction(db, connection) as conn:
+        if task.idempotency_key is not None:
+            # The caller's transaction may go on to insert other keys: keep lock order.
+            db.dialect.lock_idempotency_keys(conn, [task.idempotency_key])
         return _insert_one(db, conn, task)
 
 
@@ -134,7 +137,9 @@ def enqueue_many(
     if not tasks:
         return []
     with write_transaction(db, connection) as conn:
-        if any(task.idempotency_key is not None for task in tasks):
+        keys = [task.idempotency_key for task in tasks if task.idempotency_key is not None]
+        if keys:
+            db.dialect.lock_idempotency_keys(conn, keys)
             return [_insert_one(db, conn, task).task_id for task in tasks]
         return _insert_batch(db, conn, tasks)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from prismq.queue.errors import InvalidPayloadError, InvalidPriorityError, InvalidTaskError
@@ -50,6 +50,16 @@ def check_idempotency_key(value: object) -> str | None:
     if value is None:
         return None
     return check_name("idempotency_key", value, MAX_IDEMPOTENCY_KEY_LENGTH)
+
+
+def check_names(field: str, value: object) -> list[str]:
+    """A collection of names (queues, task types); a lone string is refused, not split."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Collection):
+        raise InvalidTaskError(field, f"must be a list of names, not {type(value).__name__}")
+    names = list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidTaskError(field, "every name must be a string")
+    return names
 
 
 def check_priority(value: object) -> int:

@@ -14,7 +14,7 @@ from prismq.queue.database import QueueDatabase
 from prismq.queue.models import DEFAULT_QUEUE, worker_table
 from prismq.queue.records import WorkerRecord
 from prismq.queue.strategies import SchedulingStrategy
-from prismq.queue.validation import check_json_object, check_name, check_seconds
+from prismq.queue.validation import check_json_object, check_name, check_names, check_seconds
 
 _w = worker_table.c
 #: A worker whose heartbeat is older than this is reported stale.
@@ -38,7 +38,7 @@ def register_worker(
         "hostname": hostname if hostname is not None else socket.gethostname(),
         "pid": pid if pid is not None else os.getpid(),
         "capabilities": check_json_object("capabilities", capabilities),
-        "queues": list(queues),
+        "queues": check_names("queues", queues),
         "strategy": SchedulingStrategy.parse(strategy).value,
         "concurrency": int(concurrency),
         "started_at_utc": db.dialect.now(),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Insert, Select, Table, Update
+from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, Table, Update
 from sqlalchemy.engine import URL
 
 
@@ -76,4 +77,12 @@ class SqlDialect(abc.ABC):
         """What the database's own consistency check reports; empty when it finds nothing.
 
         Used by :func:`prismq.queue.maintenance.integrity_check`.
+        """
+
+    @abc.abstractmethod
+    def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
+        """Serialise transactions that insert the same idempotency keys.
+
+        Without it, two batches holding the same keys in different orders can each wait
+        on the other's uncommitted index entry.
         """

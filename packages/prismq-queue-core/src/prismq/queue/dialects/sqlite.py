@@ -13,10 +13,12 @@ import json
 import math
 import random
 import sqlite3
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Insert,
     Select,
@@ -124,6 +126,10 @@ class SQLiteDialect(SqlDialect):
             "  WHERE offered.key = required.key AND offered.type = required.type"
             "  AND offered.value IS required.value)))"
         ).bindparams(bindparam("prismq_capabilities", json.dumps(capabilities)))  # type: ignore[return-value]
+
+    def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
+        # BEGIN IMMEDIATE already serialises every writer.
+        return
 
     def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
         # BEGIN IMMEDIATE already holds the database's single write lock.
