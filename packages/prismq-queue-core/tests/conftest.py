@@ -44,7 +44,7 @@ def create_postgres_database() -> str:
     try:
         with engine.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001 - any failure here means no usable server
+    except Exception as error:
         pytest.fail(
             f"PostgreSQL tests need a server at {server.render_as_string(hide_password=True)}"
             f" ({POSTGRES_URL_ENV}); it failed: {error}",

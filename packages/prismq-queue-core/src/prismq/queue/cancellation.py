@@ -70,6 +70,7 @@ def retry_failed(db: QueueDatabase, task_id: int) -> TaskRecord:
                     run_after_utc=now,
                     finished_at_utc=None,
                     result=None,
+                    progress=None,
                     locked_by=None,
                     updated_at_utc=now,
                 )

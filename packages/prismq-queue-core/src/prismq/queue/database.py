@@ -69,7 +69,13 @@ class QueueDatabase:
         self.url = normalise_url(resolve_database_url(database_url))
         self.dialect: SqlDialect = dialect_for(self.url.get_backend_name())
         if self.dialect.name == "sqlite" and self.url.database:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(self.url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnavailableError(
+                    f"cannot create the folder of {self.display_url}: {error.strerror or error}"
+                ) from None
         options: dict[str, Any] = {
             "sqlite_synchronous": sqlite_synchronous,
             "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,

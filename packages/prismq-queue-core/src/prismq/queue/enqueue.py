@@ -17,6 +17,7 @@ from prismq.queue.status import TaskStatus
 from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
 from prismq.queue.transactions import CallerTransaction, write_transaction
 from prismq.queue.validation import (
+    check_compatibility,
     check_idempotency_key,
     check_json_object,
     check_max_attempts,
@@ -55,9 +56,7 @@ class NewTask:
         check_max_attempts(self.max_attempts)
         check_idempotency_key(self.idempotency_key)
         object.__setattr__(self, "payload", check_json_object("payload", self.payload))
-        object.__setattr__(
-            self, "compatibility", check_json_object("compatibility", self.compatibility)
-        )
+        object.__setattr__(self, "compatibility", check_compatibility(self.compatibility))
         if self.run_after_utc is not None and self.delay_seconds is not None:
             raise InvalidTaskError("run_after_utc", "give run_after_utc or delay_seconds, not both")
         if self.run_after_utc is not None and not isinstance(self.run_after_utc, dt.datetime):

@@ -109,3 +109,23 @@ def check_json_value(field: str, value: object) -> Any:
     if isinstance(value, Mapping) and not all(isinstance(k, str) for k in value):
         raise InvalidPayloadError(field, "object keys must be strings")
     return value
+
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+def check_compatibility(value: object) -> dict[str, Any]:
+    """A task's requirements: a JSON object of scalar values (no nested objects or arrays).
+
+    Scalars compare the same way on every backend (numbers by value, so 1 matches 1.0);
+    nested values would compare by structure on PostgreSQL but by text on SQLite.
+    """
+    requirements = check_json_object("compatibility", value)
+    for key, requirement in requirements.items():
+        if not isinstance(requirement, _SCALAR_TYPES):
+            raise InvalidPayloadError(
+                "compatibility",
+                f"value of {key!r} must be a string, number, boolean or null,"
+                f" not {type(requirement).__name__}",
+            )
+    return requirements

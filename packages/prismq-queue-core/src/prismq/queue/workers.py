@@ -53,12 +53,15 @@ def register_worker(
 
 
 def heartbeat(db: QueueDatabase, worker_id: str) -> bool:
-    """Note that the worker is alive; returns False if it was never registered."""
+    """Note that the worker is alive; False if it is unknown or was marked stopped.
+
+    A late heartbeat never brings a stopped worker back: only :func:`register_worker` does.
+    """
     with db.write() as conn:
         updated = conn.execute(
             update(worker_table)
-            .where(_w.worker_id == worker_id)
-            .values(heartbeat_utc=db.dialect.now(), stopped_at_utc=None)
+            .where(_w.worker_id == worker_id, _w.stopped_at_utc.is_(None))
+            .values(heartbeat_utc=db.dialect.now())
             .returning(_w.worker_id)
         ).first()
     return updated is not None

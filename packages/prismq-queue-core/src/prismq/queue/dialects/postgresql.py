@@ -54,11 +54,13 @@ class PostgreSQLDialect(SqlDialect):
         )
 
     def now(self) -> ColumnElement[dt.datetime]:
-        return func.now()
+        # The statement's start, not the transaction's (now()): a task enqueued late in a
+        # caller's long transaction is stamped when it was enqueued, as on SQLite.
+        return func.statement_timestamp()
 
     def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
         delta = bindparam(None, dt.timedelta(seconds=seconds), type_=Interval())
-        return func.now() + delta
+        return func.statement_timestamp() + delta
 
     def new_lease_token(self) -> ColumnElement[str]:
         return cast(func.gen_random_uuid(), String)

@@ -116,15 +116,17 @@ class SQLiteDialect(SqlDialect):
         return func.prismq_weighted_key(priority)
 
     def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
-        # Every key the task requires must be present in the worker's capabilities with the
-        # same JSON type and value; json_each gives both sides in the same canonical form.
+        # Every key the task requires must be offered with an equal value: numbers by value
+        # (1 matches 1.0, as in jsonb), anything else by JSON type and value (true is not 1).
         return text(
             "(task_queue.compatibility = '{}' OR NOT EXISTS ("
             " SELECT 1 FROM json_each(task_queue.compatibility) AS required"
             " WHERE NOT EXISTS ("
             "  SELECT 1 FROM json_each(:prismq_capabilities) AS offered"
-            "  WHERE offered.key = required.key AND offered.type = required.type"
-            "  AND offered.value IS required.value)))"
+            "  WHERE offered.key = required.key AND ("
+            "   (offered.type IN ('integer', 'real') AND required.type IN ('integer', 'real')"
+            "    AND offered.value = required.value)"
+            "   OR (offered.type = required.type AND offered.value IS required.value)))))"
         ).bindparams(bindparam("prismq_capabilities", json.dumps(capabilities)))  # type: ignore[return-value]
 
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:

@@ -167,11 +167,54 @@ def upgrade() -> None:
     )
     op.create_index("uq_api_tokens_token_hash", "api_tokens", ["token_hash"], unique=True)
 
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in _POSTGRESQL_NOTIFY_DDL:
+            op.execute(statement)
+
+
+# PostgreSQL wakes idle workers with NOTIFY on channel prismq_tasks, payload the queue name,
+# whenever tasks are inserted queued or return to queued. A hint only: workers also poll.
+# Inserts notify once per statement (bulk enqueues stay cheap); updates only for the rare
+# rows that go back to queued (retry, release, reclaim), filtered by WHEN before any call.
+_POSTGRESQL_NOTIFY_DDL = (
+    """
+    CREATE FUNCTION prismq_notify_inserted_tasks() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('prismq_tasks', ready.queue)
+        FROM (SELECT DISTINCT queue FROM inserted_tasks WHERE status = 'queued') AS ready;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE FUNCTION prismq_notify_requeued_task() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('prismq_tasks', NEW.queue);
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER prismq_task_queue_notify_insert
+    AFTER INSERT ON task_queue REFERENCING NEW TABLE AS inserted_tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION prismq_notify_inserted_tasks()
+    """,
+    """
+    CREATE TRIGGER prismq_task_queue_notify_requeue
+    AFTER UPDATE OF status ON task_queue
+    FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status <> 'queued')
+    EXECUTE FUNCTION prismq_notify_requeued_task()
+    """,
+)
+
 
 def downgrade() -> None:
     """Drop the four PrismQ tables (and with them their indexes and all their data)."""
-    # Referencing table first; dropping a table drops its indexes on both backends.
+    # Referencing table first; dropping a table drops its indexes and triggers.
     op.drop_table("api_tokens")
     op.drop_table("workers")
     op.drop_table("task_logs")
     op.drop_table("task_queue")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS prismq_notify_inserted_tasks()")
+        op.execute("DROP FUNCTION IF EXISTS prismq_notify_requeued_task()")

@@ -1,0 +1,57 @@
+"""SQLite: watch ``PRAGMA data_version`` on a connection of our own.
+
+``data_version`` changes whenever another connection commits to the file, so checking it
+is a cheap read of the shared WAL index, not of the tables. Any commit wakes the waiter
+(heartbeats too): a hint, after which the caller claims.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from sqlalchemy.engine import URL
+
+from prismq.queue.notifications.base import TaskListener
+
+#: Longest pause between two checks; bounds the extra pickup latency.
+MAX_POLL_INTERVAL_SECONDS = 0.005
+
+
+class SQLiteTaskListener(TaskListener):
+    """Checks for commits by other connections every few milliseconds while waiting."""
+
+    def __init__(self, url: URL, *, poll_interval_seconds: float = 0.002) -> None:
+        self._path = url.database or ""
+        self._interval = min(max(poll_interval_seconds, 0.0005), MAX_POLL_INTERVAL_SECONDS)
+        self._connection: sqlite3.Connection | None = None
+        self._seen_version: int | None = None
+
+    def wait(self, timeout_seconds: float) -> bool:
+        deadline = time.monotonic() + max(timeout_seconds, 0.0)
+        if self._seen_version is None:
+            self._seen_version = self._data_version()
+        while True:
+            version = self._data_version()
+            if version != self._seen_version:
+                self._seen_version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self._interval, remaining))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._seen_version = None
+
+    def _data_version(self) -> int:
+        if self._connection is None:
+            # Autocommit, so each PRAGMA sees the latest commit rather than a snapshot.
+            self._connection = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False
+            )
+        row = self._connection.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
