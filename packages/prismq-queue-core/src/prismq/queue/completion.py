@@ -13,7 +13,7 @@ from sqlalchemy import case, select, update
 from prismq.queue.backoff import DEFAULT_RETRY_POLICY, RetryPolicy
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import LeaseLostError
-from prismq.queue.fencing import held_by, lease_error
+from prismq.queue.fencing import held_by, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.status import TaskStatus
 from prismq.queue.validation import check_json_value
@@ -49,11 +49,7 @@ def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = No
         )
         .returning(_t.status)
     )
-    with db.write() as conn:
-        status = conn.execute(statement).scalar_one_or_none()
-        if status is None:
-            raise lease_error(conn, task_id)
-    return TaskStatus(status)
+    return TaskStatus(run_fenced(db, statement, task_id))
 
 
 def fail(

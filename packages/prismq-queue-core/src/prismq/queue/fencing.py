@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, select
+from typing import Any
 
+from sqlalchemy import ColumnElement, Connection, Update, select
+
+from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import LeaseLostError, PrismQError, TaskNotFoundError
 from prismq.queue.models import task_table
 from prismq.queue.status import TaskStatus
@@ -25,3 +28,15 @@ def held_by(task_id: int, lease_token: str) -> ColumnElement[bool]:
     return (
         (t.id == task_id) & (t.lease_token == lease_token) & (t.status == TaskStatus.LEASED.value)
     )
+
+
+def run_fenced(db: QueueDatabase, statement: Update, task_id: int) -> Any:
+    """Run a fenced ``UPDATE ... RETURNING value`` in its own transaction; return the value.
+
+    Raises :class:`LeaseLostError` (or :class:`TaskNotFoundError`) if it matched no row.
+    """
+    with db.write() as conn:
+        value = conn.execute(statement).scalar_one_or_none()
+        if value is None:
+            raise lease_error(conn, task_id)
+    return value

@@ -15,7 +15,7 @@ from sqlalchemy import case, update
 
 from prismq.queue.claim import DEFAULT_LEASE_SECONDS
 from prismq.queue.database import QueueDatabase
-from prismq.queue.fencing import held_by, lease_error
+from prismq.queue.fencing import held_by, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.records import LeaseRenewal
 from prismq.queue.status import TaskStatus
@@ -99,11 +99,7 @@ def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
         )
         .returning(_t.status)
     )
-    with db.write() as conn:
-        status = conn.execute(statement).scalar_one_or_none()
-        if status is None:
-            raise lease_error(conn, task_id)
-    return TaskStatus(status)
+    return TaskStatus(run_fenced(db, statement, task_id))
 
 
 def set_progress(db: QueueDatabase, task_id: int, lease_token: str, progress: Any) -> bool:
@@ -115,11 +111,7 @@ def set_progress(db: QueueDatabase, task_id: int, lease_token: str, progress: An
         .values(progress=progress, updated_at_utc=db.dialect.now())
         .returning(_t.cancel_requested)
     )
-    with db.write() as conn:
-        cancel_requested = conn.execute(statement).scalar_one_or_none()
-        if cancel_requested is None:
-            raise lease_error(conn, task_id)
-    return bool(cancel_requested)
+    return bool(run_fenced(db, statement, task_id))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,7 +8,11 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, Table, Update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+
+#: The INSERT constructs with ON CONFLICT support; both spell the clauses alike.
+UpsertInsert = postgresql.Insert | sqlite.Insert
 
 
 class SqlDialect(abc.ABC):
@@ -50,12 +54,16 @@ class SqlDialect(abc.ABC):
         """One UPDATE that leases exactly the rows ``eligible`` selects."""
 
     @abc.abstractmethod
+    def upsert_insert(self, table: Table) -> UpsertInsert:
+        """This dialect's INSERT construct, which has ``ON CONFLICT`` clauses."""
+
     def insert_ignoring_conflict(
         self, table: Table, values: dict[str, Any], conflict_columns: list[str]
     ) -> Insert:
         """INSERT that does nothing when a unique index on ``conflict_columns`` matches."""
+        statement = self.upsert_insert(table).values(values)
+        return statement.on_conflict_do_nothing(index_elements=conflict_columns)
 
-    @abc.abstractmethod
     def insert_or_update(
         self,
         table: Table,
@@ -64,6 +72,8 @@ class SqlDialect(abc.ABC):
         update_values: dict[str, Any],
     ) -> Insert:
         """INSERT, or UPDATE with ``update_values`` the row whose unique key matches."""
+        statement = self.upsert_insert(table).values(values)
+        return statement.on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
 
     @abc.abstractmethod
     def optimize(self, engine: Engine) -> list[str]:

@@ -17,7 +17,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Insert,
     Interval,
     Select,
     String,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as dialect_insert
 from sqlalchemy.engine import URL
 
-from prismq.queue.dialects.base import SqlDialect
+from prismq.queue.dialects.base import SqlDialect, UpsertInsert
 from prismq.queue.models import task_table
 
 
@@ -97,27 +96,8 @@ class PostgreSQLDialect(SqlDialect):
         claimed = eligible.cte("claimable").prefix_with("MATERIALIZED")
         return update(task_table).where(task_table.c.id == claimed.c.id).values(values)
 
-    def insert_ignoring_conflict(
-        self, table: Table, values: dict[str, Any], conflict_columns: list[str]
-    ) -> Insert:
-        return (
-            dialect_insert(table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=conflict_columns)
-        )
-
-    def insert_or_update(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        conflict_columns: list[str],
-        update_values: dict[str, Any],
-    ) -> Insert:
-        return (
-            dialect_insert(table)
-            .values(values)
-            .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
-        )
+    def upsert_insert(self, table: Table) -> UpsertInsert:
+        return dialect_insert(table)
 
     def optimize(self, engine: Engine) -> list[str]:
         # Every PrismQ table (the metadata the models share), quoted as the server needs.

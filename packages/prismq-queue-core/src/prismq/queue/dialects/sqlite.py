@@ -20,7 +20,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Insert,
     Select,
     Table,
     Update,
@@ -39,7 +38,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import String
 
-from prismq.queue.dialects.base import SqlDialect
+from prismq.queue.dialects.base import SqlDialect, UpsertInsert
 from prismq.queue.models import UTCDateTime, task_table
 
 #: Execution option naming the BEGIN mode of a transaction ("IMMEDIATE" or "DEFERRED").
@@ -142,27 +141,8 @@ class SQLiteDialect(SqlDialect):
             update(task_table).where(task_table.c.id.in_(eligible.scalar_subquery())).values(values)
         )
 
-    def insert_ignoring_conflict(
-        self, table: Table, values: dict[str, Any], conflict_columns: list[str]
-    ) -> Insert:
-        return (
-            dialect_insert(table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=conflict_columns)
-        )
-
-    def insert_or_update(
-        self,
-        table: Table,
-        values: dict[str, Any],
-        conflict_columns: list[str],
-        update_values: dict[str, Any],
-    ) -> Insert:
-        return (
-            dialect_insert(table)
-            .values(values)
-            .on_conflict_do_update(index_elements=conflict_columns, set_=update_values)
-        )
+    def upsert_insert(self, table: Table) -> UpsertInsert:
+        return dialect_insert(table)
 
     def optimize(self, engine: Engine) -> list[str]:
         # ANALYZE refreshes the planner's statistics; VACUUM rebuilds the file without the
