@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Integer, String, Update, bindparam, func, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -65,31 +67,21 @@ def claim_tasks(
     capabilities = check_json_object("capabilities", capabilities)
     if n == 0 or (queues is not None and not queues) or (task_types is not None and not task_types):
         return []
-    dialect = db.dialect
-    eligible = _eligible_ids(
-        dialect,
-        n=n,
-        strategy=strategy,
-        queues=queues,
-        task_types=task_types,
-        capabilities=capabilities,
+    statement = _claim_statement(
+        db.dialect, strategy, filter_queues=queues is not None, filter_types=task_types is not None
     )
-    now = dialect.now()
-    statement = dialect.claim_statement(
-        eligible,
-        {
-            "status": TaskStatus.LEASED.value,
-            "lease_token": dialect.new_lease_token(),
-            "lease_until_utc": dialect.now_plus(lease_seconds),
-            "locked_by": worker_id,
-            "attempts": _t.attempts + 1,
-            "reserved_at_utc": now,
-            "processing_started_utc": now,
-            "updated_at_utc": now,
-        },
-    ).returning(*_RETURNED)
+    params: dict[str, Any] = {
+        "n": n,
+        "worker_id": worker_id,
+        "lease": db.dialect.offset(lease_seconds),
+        "capabilities": json.dumps(capabilities),
+    }
+    if queues is not None:
+        params["queues"] = queues
+    if task_types is not None:
+        params["task_types"] = task_types
     with db.write() as conn:
-        rows = conn.execute(statement).all()
+        rows = conn.execute(statement, params).all()
     claimed = [
         ClaimedTask(
             id=row.id,
@@ -109,24 +101,24 @@ def claim_tasks(
     return _in_strategy_order(claimed, strategy)
 
 
-def _eligible_ids(
-    dialect: SqlDialect,
-    *,
-    n: int,
-    strategy: SchedulingStrategy,
-    queues: Collection[str] | None,
-    task_types: Collection[str] | None,
-    capabilities: dict[str, Any],
-) -> Select[Any]:
+@functools.cache
+def _claim_statement(
+    dialect: SqlDialect, strategy: SchedulingStrategy, *, filter_queues: bool, filter_types: bool
+) -> Update:
+    """The claim for one strategy and set of filters, built once and bound per call.
+
+    Binds ``n``, ``worker_id``, ``lease`` (``dialect.offset``), ``capabilities`` (JSON
+    text), and ``queues`` / ``task_types`` (lists) when filtered on.
+    """
     conditions: list[ColumnElement[bool]] = [
         _t.status == TaskStatus.QUEUED.value,
         _t.run_after_utc <= dialect.now(),
     ]
-    if queues is not None:
-        conditions.append(_t.queue.in_(list(queues)))
-    if task_types is not None:
-        conditions.append(_t.type.in_(list(task_types)))
-    conditions.append(dialect.capability_match(capabilities))
+    if filter_queues:
+        conditions.append(_t.queue.in_(bindparam("queues", expanding=True)))
+    if filter_types:
+        conditions.append(_t.type.in_(bindparam("task_types", expanding=True)))
+    conditions.append(dialect.capability_match())
 
     if strategy is SchedulingStrategy.WEIGHTED_RANDOM:
         # Draw among a bounded window of the oldest eligible tasks so one claim's cost does
@@ -144,7 +136,21 @@ def _eligible_ids(
         )
     else:
         eligible = select(_t.id).where(*conditions).order_by(*_ORDER[strategy])
-    return dialect.lock_for_claim(eligible.limit(n))
+    eligible = dialect.lock_for_claim(eligible.limit(bindparam("n", type_=Integer)))
+    now = dialect.now()
+    return dialect.claim_statement(
+        eligible,
+        {
+            "status": TaskStatus.LEASED.value,
+            "lease_token": dialect.new_lease_token(),
+            "lease_until_utc": dialect.now_plus_param(bindparam("lease")),
+            "locked_by": bindparam("worker_id", type_=String),
+            "attempts": _t.attempts + 1,
+            "reserved_at_utc": now,
+            "processing_started_utc": now,
+            "updated_at_utc": now,
+        },
+    ).returning(*_RETURNED)
 
 
 _ORDER: dict[SchedulingStrategy, tuple[ColumnElement[Any], ...]] = {

@@ -2,18 +2,21 @@
 
 Both are fenced: they change the task only if the caller still holds its lease token, so a
 worker whose lease expired and was reclaimed cannot finish a task someone else now owns.
+Statements are built once per dialect and bound per call: these run once per task.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Select, Update, bindparam, case, select, update
 
 from prismq.queue.backoff import DEFAULT_RETRY_POLICY, RetryPolicy
 from prismq.queue.database import QueueDatabase
+from prismq.queue.dialects import SqlDialect
 from prismq.queue.errors import LeaseLostError
-from prismq.queue.fencing import held_by, lease_error, run_fenced
+from prismq.queue.fencing import HELD_BY, held_params, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.status import TaskStatus
 from prismq.queue.validation import check_json_value
@@ -25,23 +28,18 @@ MAX_ERROR_LENGTH = 10_000
 _LEASE_CLEARED = {"lease_token": None, "lease_until_utc": None}
 
 
-def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = None) -> TaskStatus:
-    """Mark a leased task done and store its JSON ``result``.
-
-    Returns ``COMPLETED``, or ``CANCELLED`` if cancellation was requested while it ran.
-    Raises :class:`LeaseLostError` if ``lease_token`` no longer holds the task.
-    """
-    check_json_value("result", result)
-    now = db.dialect.now()
-    statement = (
+@functools.cache
+def _complete_statement(dialect: SqlDialect) -> Update:
+    now = dialect.now()
+    return (
         update(task_table)
-        .where(held_by(task_id, lease_token))
+        .where(HELD_BY)
         .values(
             status=case(
                 (_t.cancel_requested, TaskStatus.CANCELLED.value),
                 else_=TaskStatus.COMPLETED.value,
             ),
-            result=result,
+            result=bindparam("result", type_=_t.result.type),
             error_message=None,
             finished_at_utc=now,
             updated_at_utc=now,
@@ -49,7 +47,38 @@ def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = No
         )
         .returning(_t.status)
     )
-    return TaskStatus(run_fenced(db, statement, task_id))
+
+
+def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = None) -> TaskStatus:
+    """Mark a leased task done and store its JSON ``result``.
+
+    Returns ``COMPLETED``, or ``CANCELLED`` if cancellation was requested while it ran.
+    Raises :class:`LeaseLostError` if ``lease_token`` no longer holds the task.
+    """
+    check_json_value("result", result)
+    status = run_fenced(db, _complete_statement(db.dialect), task_id, lease_token, result=result)
+    return TaskStatus(status)
+
+
+_FAIL_READ: Select[Any] = (
+    select(_t.attempts, _t.max_attempts, _t.cancel_requested).where(HELD_BY).with_for_update()
+)
+
+
+@functools.cache
+def _fail_statement(dialect: SqlDialect, outcome: TaskStatus) -> Update:
+    now = dialect.now()
+    values: dict[str, Any] = {
+        "status": outcome.value,
+        "error_message": bindparam("error_message"),
+        "updated_at_utc": now,
+        **_LEASE_CLEARED,
+    }
+    if outcome is TaskStatus.QUEUED:
+        values.update(locked_by=None, run_after_utc=dialect.now_plus_param(bindparam("delay")))
+    else:
+        values.update(finished_at_utc=now)
+    return update(task_table).where(HELD_BY).values(values).returning(_t.status)
 
 
 def fail(
@@ -68,33 +97,20 @@ def fail(
     if cancellation was requested. Raises :class:`LeaseLostError` on a stale token.
     """
     policy = retry_policy or DEFAULT_RETRY_POLICY
-    message = str(error)[:MAX_ERROR_LENGTH]
+    held = held_params(task_id, lease_token)
+    params: dict[str, Any] = {**held, "error_message": str(error)[:MAX_ERROR_LENGTH]}
     with db.write() as conn:
-        row = conn.execute(
-            select(_t.attempts, _t.max_attempts, _t.cancel_requested)
-            .where(held_by(task_id, lease_token))
-            .with_for_update()
-        ).first()
+        row = conn.execute(_FAIL_READ, held).first()
         if row is None:
             raise lease_error(conn, task_id)
-        now = db.dialect.now()
-        values: dict[str, Any] = {"error_message": message, "updated_at_utc": now}
         if row.cancel_requested:
-            values.update(status=TaskStatus.CANCELLED.value, finished_at_utc=now)
+            outcome = TaskStatus.CANCELLED
         elif not retryable or row.attempts >= row.max_attempts:
-            values.update(status=TaskStatus.FAILED.value, finished_at_utc=now)
+            outcome = TaskStatus.FAILED
         else:
-            values.update(
-                status=TaskStatus.QUEUED.value,
-                locked_by=None,
-                run_after_utc=db.dialect.now_plus(policy.delay_seconds(row.attempts)),
-            )
-        updated = conn.execute(
-            update(task_table)
-            .where(held_by(task_id, lease_token))
-            .values(**values, **_LEASE_CLEARED)
-            .returning(_t.status)
-        ).scalar_one_or_none()
+            outcome = TaskStatus.QUEUED
+            params["delay"] = db.dialect.offset(policy.delay_seconds(row.attempts))
+        updated = conn.execute(_fail_statement(db.dialect, outcome), params).scalar_one_or_none()
         if updated is None:  # pragma: no cover - the row lock above makes this unreachable
             raise LeaseLostError(task_id)
     return TaskStatus(updated)

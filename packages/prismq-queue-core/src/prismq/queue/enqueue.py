@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Insert, bindparam, insert, select
 
 from prismq.queue.database import QueueDatabase
+from prismq.queue.dialects import SqlDialect
 from prismq.queue.errors import InvalidTaskError
 from prismq.queue.models import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE, task_table
 from prismq.queue.records import EnqueueResult, TaskRecord
@@ -143,33 +145,71 @@ def enqueue_many(
         return _insert_batch(db, conn, tasks)
 
 
-def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueResult:
-    now = db.dialect.now()
-    values: dict[str, Any] = task.column_values()
-    values["created_at_utc"] = now
-    values["updated_at_utc"] = now
-    if task.run_after_utc is not None:
-        values["run_after_utc"] = task.run_after_utc
-    elif task.delay_seconds:
-        values["run_after_utc"] = db.dialect.now_plus(task.delay_seconds)
-    else:
-        values["run_after_utc"] = now
-    if task.idempotency_key is None:
-        statement = insert(task_table).values(values)
-    else:
+#: Columns whose values the caller chooses, bound per enqueue.
+_CHOSEN_COLUMNS = (
+    "type",
+    "queue",
+    "priority",
+    "payload",
+    "compatibility",
+    "max_attempts",
+    "idempotency_key",
+)
+
+
+@functools.cache
+def _insert_statement(dialect: SqlDialect, *, keyed: bool, run_after: str) -> Insert:
+    """The single-task INSERT, built once per dialect and variant, bound per call.
+
+    ``run_after`` is ``"now"``, ``"at"`` (binds ``run_after_at``) or ``"delay"`` (binds
+    ``delay``, a ``dialect.offset``). Every chosen column binds ``new_<column>``.
+    """
+    now = dialect.now()
+    values: dict[str, Any] = {
+        name: bindparam(f"new_{name}", type_=task_table.c[name].type) for name in _CHOSEN_COLUMNS
+    }
+    values.update(
+        status=TaskStatus.QUEUED.value,
+        attempts=0,
+        cancel_requested=False,
+        created_at_utc=now,
+        updated_at_utc=now,
+        run_after_utc={
+            "now": now,
+            "at": bindparam("run_after_at", type_=task_table.c.run_after_utc.type),
+            "delay": dialect.now_plus_param(bindparam("delay")),
+        }[run_after],
+    )
+    if keyed:
         # ON CONFLICT DO NOTHING rather than catching the unique violation: on PostgreSQL
         # a failed INSERT would abort the caller's whole transaction.
-        statement = db.dialect.insert_ignoring_conflict(task_table, values, ["idempotency_key"])
-    row = conn.execute(statement.returning(*PUBLIC_TASK_COLUMNS)).mappings().first()
+        statement = dialect.insert_ignoring_conflict(task_table, values, ["idempotency_key"])
+    else:
+        statement = insert(task_table).values(values)
+    return statement.returning(*PUBLIC_TASK_COLUMNS)
+
+
+_BY_IDEMPOTENCY_KEY = select(*PUBLIC_TASK_COLUMNS).where(
+    task_table.c.idempotency_key == bindparam("key")
+)
+
+
+def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueResult:
+    params: dict[str, Any] = {f"new_{name}": getattr(task, name) for name in _CHOSEN_COLUMNS}
+    if task.run_after_utc is not None:
+        run_after = "at"
+        params["run_after_at"] = task.run_after_utc
+    elif task.delay_seconds:
+        run_after = "delay"
+        params["delay"] = db.dialect.offset(task.delay_seconds)
+    else:
+        run_after = "now"
+    keyed = task.idempotency_key is not None
+    statement = _insert_statement(db.dialect, keyed=keyed, run_after=run_after)
+    row = conn.execute(statement, params).mappings().first()
     if row is not None:
         return EnqueueResult(task=TaskRecord.from_row(row), created=True)
-    existing = (
-        conn.execute(
-            select(*PUBLIC_TASK_COLUMNS).where(task_table.c.idempotency_key == task.idempotency_key)
-        )
-        .mappings()
-        .one()
-    )
+    existing = conn.execute(_BY_IDEMPOTENCY_KEY, {"key": task.idempotency_key}).mappings().one()
     return EnqueueResult(task=TaskRecord.from_row(existing), created=False)
 
 

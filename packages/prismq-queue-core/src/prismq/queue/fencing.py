@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Update, select
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import LeaseLostError, PrismQError, TaskNotFoundError
@@ -22,21 +22,31 @@ def lease_error(conn: Connection, task_id: int) -> PrismQError:
     return LeaseLostError(task_id, f"the lease token is no longer valid (the task is now {status})")
 
 
-def held_by(task_id: int, lease_token: str) -> ColumnElement[bool]:
-    """Rows where ``lease_token`` still holds ``task_id``'s lease."""
-    t = task_table.c
-    return (
-        (t.id == task_id) & (t.lease_token == lease_token) & (t.status == TaskStatus.LEASED.value)
-    )
+def held_params(task_id: int, lease_token: str) -> dict[str, Any]:
+    """The parameters :data:`HELD_BY` binds."""
+    return {"held_task_id": task_id, "held_lease_token": lease_token}
 
 
-def run_fenced(db: QueueDatabase, statement: Update, task_id: int) -> Any:
-    """Run a fenced ``UPDATE ... RETURNING value`` in its own transaction; return the value.
+#: Rows whose lease the bound lease token still holds for the bound task id (:func:`held_params`).
+HELD_BY: ColumnElement[bool] = (
+    (task_table.c.id == bindparam("held_task_id"))
+    & (task_table.c.lease_token == bindparam("held_lease_token"))
+    & (task_table.c.status == TaskStatus.LEASED.value)
+)
 
-    Raises :class:`LeaseLostError` (or :class:`TaskNotFoundError`) if it matched no row.
+
+def run_fenced(
+    db: QueueDatabase, statement: Update, task_id: int, lease_token: str, **params: Any
+) -> Any:
+    """Run a ``HELD_BY``-fenced ``UPDATE ... RETURNING value`` in its own transaction.
+
+    Returns the value; raises :class:`LeaseLostError` (or :class:`TaskNotFoundError`) if
+    the token no longer holds the task.
     """
     with db.write() as conn:
-        value = conn.execute(statement).scalar_one_or_none()
+        value = conn.execute(
+            statement, held_params(task_id, lease_token) | params
+        ).scalar_one_or_none()
         if value is None:
             raise lease_error(conn, task_id)
     return value

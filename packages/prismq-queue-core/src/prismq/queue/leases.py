@@ -8,14 +8,16 @@ whose worker stopped renewing their lease.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import Update, bindparam, case, update
 
 from prismq.queue.claim import DEFAULT_LEASE_SECONDS
 from prismq.queue.database import QueueDatabase
-from prismq.queue.fencing import held_by, lease_error, run_fenced
+from prismq.queue.dialects import SqlDialect
+from prismq.queue.fencing import HELD_BY, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.records import LeaseRenewal
 from prismq.queue.status import TaskStatus
@@ -41,6 +43,25 @@ def renew_lease(
     return task_id in renewal.cancel_requested
 
 
+@functools.cache
+def _renew_statement(dialect: SqlDialect) -> Update:
+    # Tokens are random per claim, so matching id and token sets matches the pairs; the
+    # pairing is checked again on the returned rows all the same.
+    return (
+        update(task_table)
+        .where(
+            _t.id.in_(bindparam("ids", expanding=True)),
+            _t.lease_token.in_(bindparam("tokens", expanding=True)),
+            _t.status == _LEASED,
+        )
+        .values(
+            lease_until_utc=dialect.now_plus_param(bindparam("lease")),
+            updated_at_utc=dialect.now(),
+        )
+        .returning(_t.id, _t.lease_token, _t.cancel_requested)
+    )
+
+
 def renew_leases(
     db: QueueDatabase, leases: Mapping[int, str], lease_seconds: float = DEFAULT_LEASE_SECONDS
 ) -> LeaseRenewal:
@@ -52,23 +73,13 @@ def renew_leases(
     lease_seconds = check_seconds("lease_seconds", lease_seconds, minimum=0.001)
     if not leases:
         return LeaseRenewal(renewed=frozenset(), lost=frozenset(), cancel_requested=frozenset())
-    # Tokens are random per claim, so matching id and token sets matches the pairs; the
-    # pairing is checked again below all the same.
-    statement = (
-        update(task_table)
-        .where(
-            _t.id.in_(list(leases)),
-            _t.lease_token.in_(list(leases.values())),
-            _t.status == _LEASED,
-        )
-        .values(
-            lease_until_utc=db.dialect.now_plus(lease_seconds),
-            updated_at_utc=db.dialect.now(),
-        )
-        .returning(_t.id, _t.lease_token, _t.cancel_requested)
-    )
+    params = {
+        "ids": list(leases),
+        "tokens": list(leases.values()),
+        "lease": db.dialect.offset(lease_seconds),
+    }
     with db.write() as conn:
-        rows = conn.execute(statement).all()
+        rows = conn.execute(_renew_statement(db.dialect), params).all()
     renewed = {row.id for row in rows if leases.get(row.id) == row.lease_token}
     return LeaseRenewal(
         renewed=frozenset(renewed),
@@ -77,16 +88,13 @@ def renew_leases(
     )
 
 
-def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
-    """Give a leased task back without counting the attempt (e.g. on shutdown).
-
-    Returns ``QUEUED``, or ``CANCELLED`` if cancellation had been requested.
-    """
-    now = db.dialect.now()
+@functools.cache
+def _release_statement(dialect: SqlDialect) -> Update:
+    now = dialect.now()
     cancelled = _t.cancel_requested
-    statement = (
+    return (
         update(task_table)
-        .where(held_by(task_id, lease_token))
+        .where(HELD_BY)
         .values(
             status=case((cancelled, TaskStatus.CANCELLED.value), else_=TaskStatus.QUEUED.value),
             attempts=case((cancelled, _t.attempts), else_=_t.attempts - 1),
@@ -99,19 +107,34 @@ def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
         )
         .returning(_t.status)
     )
-    return TaskStatus(run_fenced(db, statement, task_id))
+
+
+def release(db: QueueDatabase, task_id: int, lease_token: str) -> TaskStatus:
+    """Give a leased task back without counting the attempt (e.g. on shutdown).
+
+    Returns ``QUEUED``, or ``CANCELLED`` if cancellation had been requested.
+    """
+    return TaskStatus(run_fenced(db, _release_statement(db.dialect), task_id, lease_token))
+
+
+@functools.cache
+def _progress_statement(dialect: SqlDialect) -> Update:
+    return (
+        update(task_table)
+        .where(HELD_BY)
+        .values(
+            progress=bindparam("progress", type_=_t.progress.type),
+            updated_at_utc=dialect.now(),
+        )
+        .returning(_t.cancel_requested)
+    )
 
 
 def set_progress(db: QueueDatabase, task_id: int, lease_token: str, progress: Any) -> bool:
     """Store a JSON progress value for a leased task; returns whether cancel was requested."""
     check_json_value("progress", progress)
-    statement = (
-        update(task_table)
-        .where(held_by(task_id, lease_token))
-        .values(progress=progress, updated_at_utc=db.dialect.now())
-        .returning(_t.cancel_requested)
-    )
-    return bool(run_fenced(db, statement, task_id))
+    statement = _progress_statement(db.dialect)
+    return bool(run_fenced(db, statement, task_id, lease_token, progress=progress))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,12 +13,14 @@ from prismq.queue.dialects.sqlite import SQLiteDialect
 __all__ = ["SqlDialect", "dialect_for"]
 
 
+# Dialects are stateless: one instance each, so statements prepared per dialect are shared.
+_DIALECTS: dict[str, SqlDialect] = {"sqlite": SQLiteDialect(), "postgresql": PostgreSQLDialect()}
+
+
 def dialect_for(name: str) -> SqlDialect:
     """The :class:`SqlDialect` for a SQLAlchemy dialect name."""
-    if name == "sqlite":
-        return SQLiteDialect()
-    if name == "postgresql":
-        return PostgreSQLDialect()
+    if name in _DIALECTS:
+        return _DIALECTS[name]
     raise ValueError(
         f"unsupported database dialect {name!r}: PrismQ supports sqlite and postgresql"
     )

@@ -7,7 +7,17 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, Table, Update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
@@ -28,9 +38,20 @@ class SqlDialect(abc.ABC):
     def now(self) -> ColumnElement[dt.datetime]:
         """The database's current UTC time, the clock every lease decision uses."""
 
-    @abc.abstractmethod
     def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
         """The database's current time plus ``seconds`` (may be negative)."""
+        return self.now_plus_param(bindparam(None, self.offset(seconds)))
+
+    @abc.abstractmethod
+    def now_plus_param(self, offset: BindParameter[Any]) -> ColumnElement[dt.datetime]:
+        """The database's current time plus a bound offset (bind ``offset(seconds)``).
+
+        Prepared once, a statement with a named offset runs with any number of seconds.
+        """
+
+    @abc.abstractmethod
+    def offset(self, seconds: float) -> Any:
+        """The value to bind to :meth:`now_plus_param`'s parameter for ``seconds``."""
 
     @abc.abstractmethod
     def new_lease_token(self) -> ColumnElement[str]:
@@ -42,8 +63,11 @@ class SqlDialect(abc.ABC):
         is picked with probability proportional to ``1 / priority``."""
 
     @abc.abstractmethod
-    def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
-        """True for tasks whose every ``compatibility`` key equals the worker's value."""
+    def capability_match(self) -> ColumnElement[bool]:
+        """True for tasks whose every ``compatibility`` key equals the worker's value.
+
+        Binds ``capabilities``: the worker's capabilities as a JSON text.
+        """
 
     @abc.abstractmethod
     def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     func,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -57,9 +58,11 @@ class PostgreSQLDialect(SqlDialect):
         # caller's long transaction is stamped when it was enqueued, as on SQLite.
         return func.statement_timestamp()
 
-    def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
-        delta = bindparam(None, dt.timedelta(seconds=seconds), type_=Interval())
-        return func.statement_timestamp() + delta
+    def now_plus_param(self, offset: BindParameter[Any]) -> ColumnElement[dt.datetime]:
+        return func.statement_timestamp() + type_coerce(offset, Interval())
+
+    def offset(self, seconds: float) -> dt.timedelta:
+        return dt.timedelta(seconds=seconds)
 
     def new_lease_token(self) -> ColumnElement[str]:
         return cast(func.gen_random_uuid(), String)
@@ -67,14 +70,14 @@ class PostgreSQLDialect(SqlDialect):
     def weighted_random_key(self, priority: ColumnElement[int]) -> ColumnElement[float]:
         return -func.ln(1.0 - func.random()) * priority
 
-    def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
+    def capability_match(self) -> ColumnElement[bool]:
         # Every key the task requires must be offered with an equal (jsonb) value.
         return text(
             "(task_queue.compatibility = '{}'::jsonb OR NOT EXISTS ("
             " SELECT 1 FROM jsonb_each(task_queue.compatibility) AS required"
-            " WHERE (CAST(:prismq_capabilities AS jsonb) -> required.key)"
+            " WHERE (CAST(:capabilities AS jsonb) -> required.key)"
             " IS DISTINCT FROM required.value))"
-        ).bindparams(bindparam("prismq_capabilities", json.dumps(capabilities)))  # type: ignore[return-value]
+        ).bindparams(bindparam("capabilities", type_=String))  # type: ignore[return-value]
 
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         # Transaction-scoped advisory locks (fine behind PgBouncer), always taken in the

@@ -9,7 +9,6 @@ locked" when another writer got in between). WAL lets readers run beside the wri
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import random
 import sqlite3
@@ -17,6 +16,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
@@ -101,12 +101,16 @@ class SQLiteDialect(SqlDialect):
         return engine
 
     def now(self) -> ColumnElement[dt.datetime]:
-        return self.now_plus(0)
-
-    def now_plus(self, seconds: float) -> ColumnElement[dt.datetime]:
-        modifier = f"{float(seconds):+.6f} seconds"
-        stamp = func.strftime(_NOW_FORMAT, "now", modifier, type_=String).concat(literal("000"))
+        stamp = func.strftime(_NOW_FORMAT, "now", type_=String).concat(literal("000"))
         return type_coerce(stamp, UTCDateTime())
+
+    def now_plus_param(self, offset: BindParameter[Any]) -> ColumnElement[dt.datetime]:
+        stamp = func.strftime(_NOW_FORMAT, "now", offset, type_=String).concat(literal("000"))
+        return type_coerce(stamp, UTCDateTime())
+
+    def offset(self, seconds: float) -> str:
+        # An SQLite date modifier, e.g. "+30.000000 seconds".
+        return f"{float(seconds):+.6f} seconds"
 
     def new_lease_token(self) -> ColumnElement[str]:
         return func.lower(func.hex(func.randomblob(16)), type_=String)
@@ -114,19 +118,19 @@ class SQLiteDialect(SqlDialect):
     def weighted_random_key(self, priority: ColumnElement[int]) -> ColumnElement[float]:
         return func.prismq_weighted_key(priority)
 
-    def capability_match(self, capabilities: dict[str, Any]) -> ColumnElement[bool]:
+    def capability_match(self) -> ColumnElement[bool]:
         # Every key the task requires must be offered with an equal value: numbers by value
         # (1 matches 1.0, as in jsonb), anything else by JSON type and value (true is not 1).
         return text(
             "(task_queue.compatibility = '{}' OR NOT EXISTS ("
             " SELECT 1 FROM json_each(task_queue.compatibility) AS required"
             " WHERE NOT EXISTS ("
-            "  SELECT 1 FROM json_each(:prismq_capabilities) AS offered"
+            "  SELECT 1 FROM json_each(:capabilities) AS offered"
             "  WHERE offered.key = required.key AND ("
             "   (offered.type IN ('integer', 'real') AND required.type IN ('integer', 'real')"
             "    AND offered.value = required.value)"
             "   OR (offered.type = required.type AND offered.value IS required.value)))))"
-        ).bindparams(bindparam("prismq_capabilities", json.dumps(capabilities)))  # type: ignore[return-value]
+        ).bindparams(bindparam("capabilities", type_=String))  # type: ignore[return-value]
 
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         # BEGIN IMMEDIATE already serialises every writer.
