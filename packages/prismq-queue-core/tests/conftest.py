@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +89,34 @@ def _migrated_template(backend: str, tmp_path_factory: pytest.TempPathFactory) -
     yield url
     if backend == "postgresql":
         drop_postgres_database(url)
+
+
+@pytest.fixture
+def new_empty_database(backend: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty (un-migrated) databases of the selected backend.
+
+    Each call returns a new URL; PostgreSQL databases are dropped at teardown.
+    """
+    created: list[str] = []
+
+    def new() -> str:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / f'empty-{len(created)}.db'}"
+        else:
+            url = create_postgres_database()
+        created.append(url)
+        return url
+
+    yield new
+    if backend == "postgresql":
+        for url in created:
+            drop_postgres_database(url)
+
+
+@pytest.fixture
+def empty_url(new_empty_database: Callable[[], str]) -> str:
+    """URL of a fresh, empty (un-migrated) database of the selected backend."""
+    return new_empty_database()
 
 
 _TABLES = ("task_logs", "task_queue", "workers", "api_tokens")

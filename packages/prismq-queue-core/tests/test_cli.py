@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 import types
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,42 +22,12 @@ from prismq.queue.config import DATABASE_URL_ENV
 from prismq.queue.database import QueueDatabase
 
 BACKEND = os.environ.get("PRISMQ_TEST_BACKEND", "sqlite").strip().lower()
-POSTGRES_SERVER_URL = (
-    os.environ.get("PRISMQ_TEST_POSTGRES_URL")
-    or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 # Nothing listens on port 1; the password must never be printed.
 UNREACHABLE_URL = "postgresql://prismq:s3cret-password@127.0.0.1:1/prismq"
 SUBPROCESS_TIMEOUT = 120
 
 if BACKEND not in {"sqlite", "postgresql"}:
     raise pytest.UsageError(f"PRISMQ_TEST_BACKEND must be sqlite or postgresql, not {BACKEND!r}")
-
-
-def _on_postgres_server(statement: str) -> None:
-    """Run one statement on the test server's maintenance database, outside a transaction."""
-    engine = sa.create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh, empty database of the selected backend, removed at teardown."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'prismq.db'}"
-        return
-    name = f"prismq_cli_{uuid.uuid4().hex[:16]}"
-    try:
-        _on_postgres_server(f'CREATE DATABASE "{name}"')
-    except sa.exc.DBAPIError as error:
-        # Selected but unreachable must fail the run, never skip it.
-        pytest.fail(f"PostgreSQL at {POSTGRES_SERVER_URL} is not usable: {error}", pytrace=False)
-    yield sa.make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(False)
-    _on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)

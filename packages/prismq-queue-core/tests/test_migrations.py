@@ -13,7 +13,6 @@ import re
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,67 +29,11 @@ from prismq.queue.errors import DatabaseError, SchemaNotMigratedError
 from prismq.queue.models import Base
 
 BACKEND = os.environ.get("PRISMQ_TEST_BACKEND", "sqlite").strip().lower()
-POSTGRES_SERVER_URL = (
-    os.environ.get("PRISMQ_TEST_POSTGRES_URL")
-    or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 PRISMQ_TABLES = frozenset(Base.metadata.tables)
 DEADLINE_SECONDS = 60.0
 
 if BACKEND not in {"sqlite", "postgresql"}:
     raise pytest.UsageError(f"PRISMQ_TEST_BACKEND must be sqlite or postgresql, not {BACKEND!r}")
-
-
-# -- fresh empty databases ---------------------------------------------------------------
-
-
-def _on_postgres_server(statement: str) -> None:
-    """Run one statement on the test server's maintenance database, outside a transaction."""
-    engine = sa.create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-
-
-def _create_postgres_database() -> str:
-    name = f"prismq_migr_{uuid.uuid4().hex[:16]}"
-    try:
-        _on_postgres_server(f'CREATE DATABASE "{name}"')
-    except sa.exc.DBAPIError as error:
-        # Selected but unreachable must fail the run, never skip it.
-        pytest.fail(f"PostgreSQL at {POSTGRES_SERVER_URL} is not usable: {error}", pytrace=False)
-    return sa.make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(False)
-
-
-def _drop_postgres_database(url: str) -> None:
-    _on_postgres_server(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
-
-
-@pytest.fixture
-def new_empty_database(tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """A factory of fresh, empty databases of the selected backend, removed at teardown."""
-    created: list[str] = []
-
-    def new() -> str:
-        if BACKEND == "sqlite":
-            url = f"sqlite:///{tmp_path / f'prismq-{len(created)}.db'}"
-        else:
-            url = _create_postgres_database()
-        created.append(url)
-        return url
-
-    yield new
-    if BACKEND == "postgresql":
-        for url in created:
-            _drop_postgres_database(url)
-
-
-@pytest.fixture
-def empty_url(new_empty_database: Callable[[], str]) -> str:
-    """URL of a fresh, empty database of the selected backend."""
-    return new_empty_database()
 
 
 @pytest.fixture
