@@ -164,3 +164,15 @@ def test_an_unmigrated_database_says_how_to_migrate(empty_database_url: str, use
     message = str(info.value)
     assert "prismq db upgrade" in message
     assert isinstance(info.value, DatabaseError)
+
+
+@pytest.mark.backend("postgresql")
+def test_prepared_statements_can_be_turned_off_for_poolers(database_url: str) -> None:
+    with QueueDatabase(database_url, prepared_statements=False) as unprepared:
+        with unprepared.engine.connect() as conn:
+            assert conn.connection.dbapi_connection.prepare_threshold is None  # type: ignore[union-attr]
+        # Enough calls of one statement that psycopg would otherwise prepare it.
+        task_ids = [enqueue(unprepared, "t").task_id for _ in range(8)]
+        assert [get_task(unprepared, task_id).id for task_id in task_ids] == task_ids
+    with QueueDatabase(database_url) as prepared, prepared.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.prepare_threshold is not None  # type: ignore[union-attr]

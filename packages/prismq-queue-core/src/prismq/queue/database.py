@@ -55,6 +55,10 @@ class QueueDatabase:
 
     ``QueueDatabase()`` uses ``$PRISMQ_DATABASE_URL`` or a per-user SQLite file. Use it as a
     context manager, or call :meth:`close`, to release its connections.
+
+    ``prepared_statements=False`` turns off psycopg's server-side prepared statements, for
+    PostgreSQL behind a transaction-mode pooler that does not track them (PgBouncer before
+    1.21, or without ``max_prepared_statements``).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class QueueDatabase:
         sqlite_synchronous: str = "NORMAL",
         sqlite_busy_timeout_ms: int = 30_000,
         connect_timeout: int = 10,
+        prepared_statements: bool = True,
     ) -> None:
         self.url = normalise_url(resolve_database_url(database_url))
         self.dialect: SqlDialect = dialect_for(self.url.get_backend_name())
@@ -80,6 +85,7 @@ class QueueDatabase:
             "sqlite_synchronous": sqlite_synchronous,
             "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,
             "connect_timeout": connect_timeout,
+            "prepared_statements": prepared_statements,
         }
         try:
             self.engine: Engine = self.dialect.create_engine(

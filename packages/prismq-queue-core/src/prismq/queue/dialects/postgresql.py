@@ -43,14 +43,18 @@ class PostgreSQLDialect(SqlDialect):
     name = "postgresql"
 
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
-        connect_timeout = int(options.get("connect_timeout", 10))
+        connect_args: dict[str, Any] = {"connect_timeout": int(options.get("connect_timeout", 10))}
+        if not options.get("prepared_statements", True):
+            # A transaction-mode pooler may hand the next statement to another server
+            # connection, where a statement prepared on this one does not exist.
+            connect_args["prepare_threshold"] = None
         return create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
             # A pooled connection may have been cut by a server restart or a proxy.
             pool_pre_ping=True,
-            connect_args={"connect_timeout": connect_timeout},
+            connect_args=connect_args,
         )
 
     def now(self) -> ColumnElement[dt.datetime]:
