@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exc, make_url, text
@@ -73,14 +72,7 @@ class QueueDatabase:
     ) -> None:
         self.url = normalise_url(resolve_database_url(database_url))
         self.dialect: SqlDialect = dialect_for(self.url.get_backend_name())
-        if self.dialect.name == "sqlite" and self.url.database:
-            folder = Path(self.url.database).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise DatabaseUnavailableError(
-                    f"cannot create the folder of {self.display_url}: {error.strerror or error}"
-                ) from None
+        self.dialect.prepare_location(self.url)
         options: dict[str, Any] = {
             "sqlite_synchronous": sqlite_synchronous,
             "sqlite_busy_timeout_ms": sqlite_busy_timeout_ms,

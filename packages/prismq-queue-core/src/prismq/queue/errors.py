@@ -75,5 +75,9 @@ class SchemaNotMigratedError(DatabaseError):
     """The database schema is missing or not at the revision this code expects."""
 
 
+class MigrationError(PrismQError):
+    """A migration could not run as asked, e.g. an unknown target revision."""
+
+
 class BackupError(PrismQError):
     """A backup or restore could not be made."""

@@ -30,11 +30,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, MetaData, Table, text
+from sqlalchemy import Connection, MetaData, Table
 
 from prismq.queue.__about__ import __version__
 from prismq.queue.database import QueueDatabase
-from prismq.queue.errors import PrismQError, SchemaNotMigratedError
+from prismq.queue.dialects.postgresql import MIGRATION_LOCK_KEY
+from prismq.queue.errors import MigrationError, SchemaNotMigratedError
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -56,14 +57,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Table recording the schema revision. Not Alembic's default ``alembic_version``: the
 #: PrismQ tables may share a database with an application that runs its own Alembic.
 VERSION_TABLE = "prismq_alembic_version"
-
-#: Key of the PostgreSQL advisory lock that serialises migrators: "PrismQMg" in ASCII, a
-#: fixed signed 64-bit value so every PrismQ version and process agrees on it.
-MIGRATION_LOCK_KEY = 0x507269736D514D67
-
-
-class MigrationError(PrismQError):
-    """A migration could not run as asked, e.g. an unknown target revision."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -174,13 +167,8 @@ def check(db: QueueDatabase) -> None:
 @contextlib.contextmanager
 def _migration_transaction(db: QueueDatabase) -> Iterator[Connection]:
     """One transaction holding the database-wide migration lock until it ends."""
-    # QueueDatabase.write() begins SQLite transactions with BEGIN IMMEDIATE: that already
-    # is the one write lock, taken before the current revision is read.
     with db.write() as conn:
-        if db.dialect_name == "postgresql":
-            # Transaction-scoped, so it is released at commit/rollback even behind a
-            # transaction-pooling proxy, and never leaks onto a pooled connection.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        db.dialect.lock_migrations(conn)
         current = _current_revision(conn, db)
         if current is not None and current not in _known_revisions():
             raise SchemaNotMigratedError(_unknown_revision_message(db, current))

@@ -114,6 +114,14 @@ class SqlDialect(abc.ABC):
         """
 
     @abc.abstractmethod
+    def lock_migrations(self, conn: Connection) -> None:
+        """Hold the database-wide migration lock until ``conn``'s transaction ends."""
+
+    def prepare_location(self, url: URL) -> None:
+        """Make sure the database can be created where ``url`` says (a file's folder)."""
+        return
+
+    @abc.abstractmethod
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         """Serialise transactions that insert the same idempotency keys.
 

@@ -36,6 +36,10 @@ from sqlalchemy.engine import URL
 from prismq.queue.dialects.base import SqlDialect, UpsertInsert
 from prismq.queue.models import task_table
 
+#: Key of the advisory lock that serialises migrators: "PrismQMg" in ASCII, a fixed signed
+#: 64-bit value so every PrismQ version and process agrees on it.
+MIGRATION_LOCK_KEY = 0x507269736D514D67
+
 
 class PostgreSQLDialect(SqlDialect):
     """SQL pieces for PostgreSQL 13+ (``gen_random_uuid`` is built in from 13)."""
@@ -82,6 +86,11 @@ class PostgreSQLDialect(SqlDialect):
             " WHERE (CAST(:capabilities AS jsonb) -> required.key)"
             " IS DISTINCT FROM required.value))"
         ).bindparams(bindparam("capabilities", type_=String))  # type: ignore[return-value]
+
+    def lock_migrations(self, conn: Connection) -> None:
+        # Transaction-scoped, so it is released at commit/rollback even behind a
+        # transaction-pooling proxy, and never leaks onto a pooled connection.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         # Transaction-scoped advisory locks (fine behind PgBouncer), always taken in the

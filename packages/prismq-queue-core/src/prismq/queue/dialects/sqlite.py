@@ -13,6 +13,7 @@ import math
 import random
 import sqlite3
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import String
 
 from prismq.queue.dialects.base import SqlDialect, UpsertInsert
+from prismq.queue.errors import DatabaseUnavailableError
 from prismq.queue.models import UTCDateTime, task_table
 
 #: Execution option naming the BEGIN mode of a transaction ("IMMEDIATE" or "DEFERRED").
@@ -131,6 +133,22 @@ class SQLiteDialect(SqlDialect):
             "    AND offered.value = required.value)"
             "   OR (offered.type = required.type AND offered.value IS required.value)))))"
         ).bindparams(bindparam("capabilities", type_=String))  # type: ignore[return-value]
+
+    def lock_migrations(self, conn: Connection) -> None:
+        # Every write transaction begins with BEGIN IMMEDIATE: it already holds the one
+        # write lock, taken before the current revision is read.
+        return
+
+    def prepare_location(self, url: URL) -> None:
+        if url.database:
+            folder = Path(url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnavailableError(
+                    f"cannot create the folder of {url.render_as_string(hide_password=True)}:"
+                    f" {error.strerror or error}"
+                ) from None
 
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         # BEGIN IMMEDIATE already serialises every writer.
