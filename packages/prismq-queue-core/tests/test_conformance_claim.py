@@ -31,6 +31,7 @@ from prismq.queue import (
     get_task,
     list_tasks,
     release,
+    seconds_until_next_due,
 )
 
 #: Priorities of the mixed set the order tests claim from, in enqueue order.
@@ -435,3 +436,37 @@ def test_weighted_random_draws_among_the_oldest_window(db: QueueDatabase) -> Non
     batch = claim_tasks(db, "w", 200, strategy=SchedulingStrategy.WEIGHTED_RANDOM)
     assert len(batch) == 200
     assert {t.id for t in batch} <= old_ids
+
+
+# -- seconds_until_next_due ----------------------------------------------------------------
+
+
+def test_seconds_until_next_due(db: QueueDatabase) -> None:
+    assert seconds_until_next_due(db) is None
+    enqueue(db, "t", delay_seconds=30)
+    enqueue(db, "t", delay_seconds=60)
+    first_due = seconds_until_next_due(db)
+    assert first_due is not None
+    assert 25 < first_due <= 30
+    enqueue(db, "t")
+    assert seconds_until_next_due(db) == 0.0
+
+
+def test_seconds_until_next_due_respects_the_workers_filters(db: QueueDatabase) -> None:
+    enqueue(db, "report", queue="slow", delay_seconds=60)
+    enqueue(db, "email", queue="fast", delay_seconds=10)
+    enqueue(db, "render", compatibility={"gpu": True})
+    # The render task is due now, but only a GPU worker can run it.
+    for_email = seconds_until_next_due(db, task_types=["email", "report"])
+    assert for_email is not None
+    assert 5 < for_email <= 10
+    for_slow = seconds_until_next_due(db, queues=["slow"])
+    assert for_slow is not None
+    assert 55 < for_slow <= 60
+    assert seconds_until_next_due(db, task_types=["render"]) is None
+    assert seconds_until_next_due(db, task_types=["render"], capabilities={"gpu": True}) == 0.0
+    assert seconds_until_next_due(db, queues=[]) is None
+    claimed = claim_tasks(db, "w", capabilities={"gpu": True}, task_types=["render"])
+    assert len(claimed) == 1
+    # Leased tasks are not waiting to be claimed.
+    assert seconds_until_next_due(db, task_types=["render"], capabilities={"gpu": True}) is None

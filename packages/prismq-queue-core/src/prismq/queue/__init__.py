@@ -9,8 +9,13 @@ from prismq.queue.__about__ import __version__
 from prismq.queue.backoff import DEFAULT_RETRY_POLICY, RetryPolicy
 from prismq.queue.backup import backup_sqlite, restore_sqlite
 from prismq.queue.cancellation import cancel, request_cancel, retry_failed
-from prismq.queue.claim import DEFAULT_LEASE_SECONDS, MAX_CLAIM_BATCH, claim_tasks
-from prismq.queue.completion import complete, fail
+from prismq.queue.claim import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_CLAIM_BATCH,
+    claim_tasks,
+    seconds_until_next_due,
+)
+from prismq.queue.completion import complete, complete_many, fail
 from prismq.queue.database import QueueDatabase
 from prismq.queue.enqueue import MAX_BATCH_SIZE, NewTask, enqueue, enqueue_many
 from prismq.queue.errors import (
@@ -66,6 +71,8 @@ from prismq.queue.models import (
 from prismq.queue.queries import get_task, list_tasks
 from prismq.queue.records import (
     ClaimedTask,
+    Completion,
+    CompletionReport,
     EnqueueResult,
     LeaseRenewal,
     TaskLogRecord,
@@ -98,6 +105,8 @@ __all__ = [
     "WEIGHTED_RANDOM_WINDOW",
     "BackupError",
     "ClaimedTask",
+    "Completion",
+    "CompletionReport",
     "DatabaseError",
     "DatabaseUnavailableError",
     "EnqueueResult",
@@ -133,6 +142,7 @@ __all__ = [
     "cancel",
     "claim_tasks",
     "complete",
+    "complete_many",
     "enqueue",
     "enqueue_many",
     "fail",
@@ -161,6 +171,7 @@ __all__ = [
     "request_cancel",
     "restore_sqlite",
     "retry_failed",
+    "seconds_until_next_due",
     "set_progress",
     "throughput",
 ]

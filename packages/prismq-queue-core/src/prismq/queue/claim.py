@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, Update, bindparam, func, select
+from sqlalchemy import ColumnElement, Executable, Integer, String, Update, bindparam, func, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -101,6 +102,19 @@ def claim_tasks(
     return _in_strategy_order(claimed, strategy)
 
 
+def _runnable_by(
+    dialect: SqlDialect, *, filter_queues: bool, filter_types: bool
+) -> list[ColumnElement[bool]]:
+    """Queued tasks, due or not, in the bound queues and types, matching the capabilities."""
+    conditions: list[ColumnElement[bool]] = [_t.status == TaskStatus.QUEUED.value]
+    if filter_queues:
+        conditions.append(_t.queue.in_(bindparam("queues", expanding=True)))
+    if filter_types:
+        conditions.append(_t.type.in_(bindparam("task_types", expanding=True)))
+    conditions.append(dialect.capability_match())
+    return conditions
+
+
 @functools.cache
 def _claim_statement(
     dialect: SqlDialect, strategy: SchedulingStrategy, *, filter_queues: bool, filter_types: bool
@@ -110,15 +124,10 @@ def _claim_statement(
     Binds ``n``, ``worker_id``, ``lease`` (``dialect.offset``), ``capabilities`` (JSON
     text), and ``queues`` / ``task_types`` (lists) when filtered on.
     """
-    conditions: list[ColumnElement[bool]] = [
-        _t.status == TaskStatus.QUEUED.value,
+    conditions = [
+        *_runnable_by(dialect, filter_queues=filter_queues, filter_types=filter_types),
         _t.run_after_utc <= dialect.now(),
     ]
-    if filter_queues:
-        conditions.append(_t.queue.in_(bindparam("queues", expanding=True)))
-    if filter_types:
-        conditions.append(_t.type.in_(bindparam("task_types", expanding=True)))
-    conditions.append(dialect.capability_match())
 
     if strategy is SchedulingStrategy.WEIGHTED_RANDOM:
         # Draw among a bounded window of the oldest eligible tasks so one claim's cost does
@@ -171,3 +180,48 @@ def _in_strategy_order(
     if strategy is SchedulingStrategy.PRIORITY:
         return sorted(claimed, key=lambda task: (task.priority, task.id))
     return list(claimed)
+
+
+@functools.cache
+def _next_due_statement(
+    dialect: SqlDialect, *, filter_queues: bool, filter_types: bool
+) -> Executable:
+    return select(
+        func.min(_t.run_after_utc).label("next_due"), dialect.now().label("db_now")
+    ).where(*_runnable_by(dialect, filter_queues=filter_queues, filter_types=filter_types))
+
+
+def seconds_until_next_due(
+    db: QueueDatabase,
+    *,
+    queues: Collection[str] | None = None,
+    task_types: Collection[str] | None = None,
+    capabilities: dict[str, Any] | None = None,
+) -> float | None:
+    """Seconds until the first queued task such a worker could claim is due, on the
+    database clock: 0 if one is due now, None if there is none at all.
+
+    For a worker whose claim came back empty, to sleep until delayed work is due (or a
+    wake-up hint comes) instead of polling blindly. It reads the queued tasks that match
+    the filters, so call it after an empty claim, not in a tight loop.
+    """
+    queues = None if queues is None else check_names("queues", queues)
+    task_types = None if task_types is None else check_names("task_types", task_types)
+    capabilities = check_json_object("capabilities", capabilities)
+    if (queues is not None and not queues) or (task_types is not None and not task_types):
+        return None
+    params: dict[str, Any] = {"capabilities": json.dumps(capabilities)}
+    if queues is not None:
+        params["queues"] = queues
+    if task_types is not None:
+        params["task_types"] = task_types
+    statement = _next_due_statement(
+        db.dialect, filter_queues=queues is not None, filter_types=task_types is not None
+    )
+    with db.read() as conn:
+        row = conn.execute(statement, params).one()
+    next_due: dt.datetime | None = row.next_due
+    db_now: dt.datetime = row.db_now
+    if next_due is None:
+        return None
+    return max((next_due - db_now).total_seconds(), 0.0)

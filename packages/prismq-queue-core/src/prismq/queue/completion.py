@@ -8,6 +8,7 @@ Statements are built once per dialect and bound per call: these run once per tas
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, case, select, update
@@ -15,9 +16,10 @@ from sqlalchemy import Select, Update, bindparam, case, select, update
 from prismq.queue.backoff import DEFAULT_RETRY_POLICY, RetryPolicy
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
-from prismq.queue.errors import LeaseLostError
+from prismq.queue.errors import InvalidTaskError, LeaseLostError
 from prismq.queue.fencing import HELD_BY, held_params, lease_error, run_fenced
 from prismq.queue.models import task_table
+from prismq.queue.records import Completion, CompletionReport
 from prismq.queue.status import TaskStatus
 from prismq.queue.validation import check_json_value
 
@@ -58,6 +60,34 @@ def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = No
     check_json_value("result", result)
     status = run_fenced(db, _complete_statement(db.dialect), task_id, lease_token, result=result)
     return TaskStatus(status)
+
+
+def complete_many(db: QueueDatabase, completions: Sequence[Completion]) -> CompletionReport:
+    """Complete many leased tasks in one transaction: one commit for the whole batch.
+
+    Each task is fenced by its own token, as in :func:`complete`; a task whose lease was
+    lost is reported in ``lost`` and left untouched, the others are completed. Nothing is
+    reported done before the commit that makes it so.
+    """
+    for index, completion in enumerate(completions):
+        if not isinstance(completion, Completion):
+            raise InvalidTaskError(f"completions[{index}]", "must be a Completion")
+        check_json_value(f"completions[{index}].result", completion.result)
+    finished: dict[int, TaskStatus] = {}
+    lost: set[int] = set()
+    statement = _complete_statement(db.dialect)
+    with db.write() as conn:
+        for completion in completions:
+            status = conn.execute(
+                statement,
+                held_params(completion.task_id, completion.lease_token)
+                | {"result": completion.result},
+            ).scalar_one_or_none()
+            if status is None:
+                lost.add(completion.task_id)
+            else:
+                finished[completion.task_id] = TaskStatus(status)
+    return CompletionReport(finished=finished, lost=frozenset(lost))
 
 
 _FAIL_READ: Select[Any] = (

@@ -126,3 +126,24 @@ class WorkerRecord:
     def is_active(self) -> bool:
         """Running and heartbeating."""
         return self.stopped_at_utc is None and not self.is_stale
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Completion:
+    """One task to complete in :func:`~prismq.queue.complete_many`."""
+
+    task_id: int
+    lease_token: str
+    result: Any = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CompletionReport:
+    """Outcome of :func:`~prismq.queue.complete_many`.
+
+    ``finished`` maps each task whose lease still held to its final status (``COMPLETED``,
+    or ``CANCELLED`` after a cancel request); ``lost`` holds the tasks whose lease did not.
+    """
+
+    finished: dict[int, TaskStatus]
+    lost: frozenset[int]
