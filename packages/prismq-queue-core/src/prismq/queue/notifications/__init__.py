@@ -38,4 +38,4 @@ def open_task_listener(
     """
     if db.dialect_name == "postgresql":
         return PostgreSQLTaskListener(listen_url or db.url, queues=queues)
-    return SQLiteTaskListener(db.url, poll_interval_seconds=0.002)
+    return SQLiteTaskListener(db.url)
