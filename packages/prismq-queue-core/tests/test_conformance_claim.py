@@ -9,6 +9,7 @@ import collections
 import datetime as dt
 import itertools
 import math
+import sqlite3
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from scipy.stats import chisquare
 from prismq.queue import (
     MAX_CLAIM_BATCH,
     WEIGHTED_RANDOM_WINDOW,
+    DatabaseError,
     InvalidPayloadError,
     InvalidTaskError,
     NewTask,
@@ -470,3 +472,26 @@ def test_seconds_until_next_due_respects_the_workers_filters(db: QueueDatabase) 
     assert len(claimed) == 1
     # Leased tasks are not waiting to be claimed.
     assert seconds_until_next_due(db, task_types=["render"], capabilities={"gpu": True}) is None
+
+
+@pytest.mark.backend("sqlite")
+def test_an_idle_sqlite_claim_does_not_wait_for_the_write_lock(database_url: str) -> None:
+    # A claim that finds nothing due must not queue behind a writer: idle workers would
+    # otherwise hold up producers (and each other) on SQLite's single write lock.
+    with QueueDatabase(database_url, sqlite_busy_timeout_ms=200) as quick:
+        enqueue(quick, "later", delay_seconds=60)
+        enqueue(quick, "gpu-only", compatibility={"gpu": True})
+        writer = sqlite3.connect(quick.url.database or "", isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            assert claim_tasks(quick, "idle-worker") == []
+            assert claim_tasks(quick, "idle-worker", task_types=["later"]) == []
+            # Something is due for this worker: it does need the lock, and says so.
+            with pytest.raises(DatabaseError, match="locked"):
+                claim_tasks(quick, "gpu-worker", capabilities={"gpu": True})
+        finally:
+            writer.rollback()
+            writer.close()
+        assert [t.type for t in claim_tasks(quick, "gpu-worker", capabilities={"gpu": True})] == [
+            "gpu-only"
+        ]

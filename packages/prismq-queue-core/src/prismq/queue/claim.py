@@ -81,6 +81,13 @@ def claim_tasks(
         params["queues"] = queues
     if task_types is not None:
         params["task_types"] = task_types
+    if db.dialect.probe_before_claim:
+        probe = _claimable_probe(
+            db.dialect, filter_queues=queues is not None, filter_types=task_types is not None
+        )
+        with db.read() as conn:
+            if conn.execute(probe, params).first() is None:
+                return []
     with db.write() as conn:
         rows = conn.execute(statement, params).all()
     claimed = [
@@ -113,6 +120,13 @@ def _runnable_by(
         conditions.append(_t.type.in_(bindparam("task_types", expanding=True)))
     conditions.append(dialect.capability_match())
     return conditions
+
+
+@functools.cache
+def _claimable_probe(dialect: SqlDialect, *, filter_queues: bool, filter_types: bool) -> Executable:
+    """One due task the claim would consider, if any: the claim's filters, read-only."""
+    conditions = _runnable_by(dialect, filter_queues=filter_queues, filter_types=filter_types)
+    return select(_t.id).where(*conditions, _t.run_after_utc <= dialect.now()).limit(1)
 
 
 @functools.cache

@@ -30,6 +30,11 @@ class SqlDialect(abc.ABC):
 
     name: str
 
+    #: Whether a claim first checks, read-only, that something is claimable. Worth it
+    #: where a claim's write transaction locks out every other writer (SQLite): idle
+    #: workers then never queue for the write lock, nor make producers wait for it.
+    probe_before_claim: bool = False
+
     @abc.abstractmethod
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
         """An engine configured for a job queue on this database."""

@@ -75,6 +75,7 @@ class SQLiteDialect(SqlDialect):
     """SQL pieces for SQLite 3.35+ (RETURNING)."""
 
     name = "sqlite"
+    probe_before_claim = True
 
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
         synchronous = str(options.get("sqlite_synchronous", "NORMAL")).upper()
