@@ -255,12 +255,6 @@ def expired_lease_ids(db: QueueDatabase) -> set[int]:
         )
 
 
-def count_tasks(db: QueueDatabase) -> int:
-    """How many rows ``task_queue`` holds."""
-    with db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(task_table)).scalar_one())
-
-
 # --- children ----------------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mp_workers import CTX, Children, count_tasks, enqueue_keys_worker, task_states
+from conformance_support import count_tasks
+from mp_workers import CTX, Children, enqueue_keys_worker, task_states
 
 from prismq.queue import QueueDatabase, TaskStatus
 

@@ -174,28 +174,28 @@ def _describe(revision: str | None) -> str:
     return "none (no PrismQ schema)" if revision is None else revision
 
 
-def _db_upgrade(args: argparse.Namespace) -> int:
+def _migrate(
+    args: argparse.Namespace,
+    run: Callable[[QueueDatabase, str], None],
+    done: str,
+) -> int:
     with open_database(args) as db:
         before = migrate.current_revision(db)
-        migrate.upgrade(db, args.revision)
+        run(db, args.revision)
         after = migrate.current_revision(db)
         if before == after:
             print(f"{db.display_url} is already at revision {_describe(after)}")
         else:
-            print(f"upgraded {db.display_url} from {_describe(before)} to {_describe(after)}")
+            print(f"{done} {db.display_url} from {_describe(before)} to {_describe(after)}")
     return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    return _migrate(args, migrate.upgrade, "upgraded")
 
 
 def _db_downgrade(args: argparse.Namespace) -> int:
-    with open_database(args) as db:
-        before = migrate.current_revision(db)
-        migrate.downgrade(db, args.revision)
-        after = migrate.current_revision(db)
-        if before == after:
-            print(f"{db.display_url} is already at revision {_describe(after)}")
-        else:
-            print(f"downgraded {db.display_url} from {_describe(before)} to {_describe(after)}")
-    return EXIT_OK
+    return _migrate(args, migrate.downgrade, "downgraded")
 
 
 def _db_current(args: argparse.Namespace) -> int:

@@ -33,8 +33,10 @@ _FINAL_STATUS_NAMES = sorted(status.value for status in TERMINAL_STATUSES)
 
 
 def register(cli: CommandRegistry) -> None:
-    """Add the backup, maintenance and stats commands to ``prismq``."""
-    cli.add_group("db", help="create, migrate and inspect the PrismQ database schema")
+    """Add the backup, maintenance and stats commands to ``prismq``.
+
+    ``db`` is a built-in group of :mod:`prismq.queue.cli`, declared before any module's.
+    """
     cli.add_command(
         "db",
         "backup",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 from collections.abc import Collection
@@ -94,7 +93,7 @@ def list_workers(
         rows = conn.execute(query).mappings().all()
     workers = []
     for row in rows:
-        age = (_utc(row["db_now"]) - row["heartbeat_utc"]).total_seconds()
+        age = (row["db_now"] - row["heartbeat_utc"]).total_seconds()
         workers.append(
             WorkerRecord(
                 worker_id=row["worker_id"],
@@ -125,7 +124,3 @@ def list_stale_workers(
         )
         if worker.is_stale
     ]
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
