@@ -44,7 +44,7 @@ TEST_TOOLS = ["pytest", "pytest-timeout", "hypothesis", "scipy", "packaging"]
 # Linters and type checkers are pinned to a minor series: a new release may add checks,
 # which should land by a deliberate bump, not break an unrelated change's CI run.
 LINT_TOOLS = ["ruff>=0.17.6,<0.18"]
-TYPECHECK_TOOLS = ["mypy>=2.4.1,<2.5"]
+TYPECHECK_TOOLS = ["mypy>=2.4.1,<2.5", "types-PyYAML"]
 
 
 def _truthy(value: str | None) -> bool:
