@@ -40,7 +40,15 @@ BACKENDS = ["sqlite", "postgresql"]
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_URL = os.environ.get("PRISMQ_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
 
-TEST_TOOLS = ["pytest", "pytest-timeout", "hypothesis", "scipy", "packaging"]
+TEST_TOOLS = [
+    "pytest",
+    "pytest-timeout",
+    "hypothesis",
+    "scipy",
+    "packaging",
+    "httpx",
+    "schemathesis",
+]
 # Linters and type checkers are pinned to a minor series: a new release may add checks,
 # which should land by a deliberate bump, not break an unrelated change's CI run.
 LINT_TOOLS = ["ruff>=0.17.6,<0.18"]
@@ -129,7 +137,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the three packages with mypy --strict (config: root pyproject.toml)."""
-    _install_packages(session, *TYPECHECK_TOOLS)
+    # pytest: prismq.queue.testing (fixtures for test suites) is type-checked too.
+    _install_packages(session, *TYPECHECK_TOOLS, "pytest")
     packages = [arg for name in IMPORT_NAMES.values() for arg in ("-p", name)]
     session.run("mypy", "--strict", *packages, *session.posargs)
 
