@@ -21,7 +21,7 @@ from prismq.queue.fencing import HELD_BY, held_params, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.records import Completion, CompletionReport
 from prismq.queue.status import TaskStatus
-from prismq.queue.validation import check_json_value
+from prismq.queue.validation import check_json_value, printable_text
 
 _t = task_table.c
 #: Longest error message stored; the rest is cut (tracebacks can be huge).
@@ -128,7 +128,8 @@ def fail(
     """
     policy = retry_policy or DEFAULT_RETRY_POLICY
     held = held_params(task_id, lease_token)
-    params: dict[str, Any] = {**held, "error_message": str(error)[:MAX_ERROR_LENGTH]}
+    message = printable_text(str(error)[:MAX_ERROR_LENGTH])
+    params: dict[str, Any] = {**held, "error_message": message}
     with db.write() as conn:
         row = conn.execute(_FAIL_READ, held).first()
         if row is None:

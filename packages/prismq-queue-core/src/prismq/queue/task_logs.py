@@ -10,7 +10,7 @@ from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import InvalidTaskError, TaskNotFoundError
 from prismq.queue.models import task_log_table, task_table
 from prismq.queue.records import TaskLogRecord
-from prismq.queue.validation import check_json_object
+from prismq.queue.validation import check_json_object, printable_text
 
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 #: Longest message stored; longer ones are cut.
@@ -44,7 +44,7 @@ def log(
                     task_id=task_id,
                     at_utc=db.dialect.now(),
                     level=level,
-                    message=str(message)[:MAX_LOG_MESSAGE_LENGTH],
+                    message=printable_text(str(message)[:MAX_LOG_MESSAGE_LENGTH]),
                     details=checked_details,
                 )
                 .returning(_l.id)

@@ -32,6 +32,9 @@ def check_name(field: str, value: object, max_length: int) -> str:
         raise InvalidTaskError(field, "must be non-empty and have no leading/trailing spaces")
     if len(value) > max_length:
         raise InvalidTaskError(field, f"must be at most {max_length} characters")
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL; refuse it on every backend alike.
+        raise InvalidTaskError(field, "must not contain the NUL character (\\x00)")
     return value
 
 
@@ -59,6 +62,8 @@ def check_names(field: str, value: object) -> list[str]:
     names = list(value)
     if not all(isinstance(name, str) for name in names):
         raise InvalidTaskError(field, "every name must be a string")
+    if any("\x00" in name for name in names):
+        raise InvalidTaskError(field, "names must not contain the NUL character (\\x00)")
     return names
 
 
@@ -108,7 +113,32 @@ def check_json_value(field: str, value: object) -> Any:
         raise InvalidPayloadError(field, f"is not JSON-serialisable: {error}") from None
     if isinstance(value, Mapping) and not all(isinstance(k, str) for k in value):
         raise InvalidPayloadError(field, "object keys must be strings")
+    if _holds_nul(value):
+        # PostgreSQL's jsonb cannot hold \u0000; refuse it on every backend alike.
+        raise InvalidPayloadError(field, "must not contain the NUL character (\\u0000)")
     return value
+
+
+def _holds_nul(value: object) -> bool:
+    """True if a string (or object key) anywhere inside ``value`` contains NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return False
+
+
+def printable_text(text: str) -> str:
+    """``text`` with NUL replaced by U+FFFD, for free text (error messages, log lines) that
+    must be stored rather than refused."""
+    return text.replace("\x00", "\ufffd")
 
 
 _SCALAR_TYPES = (str, int, float, bool, type(None))
