@@ -29,7 +29,32 @@ def _requirements() -> list[Requirement]:
 
 def test_version_matches_distribution_metadata() -> None:
     assert prismq.worker.__version__ == importlib.metadata.version(DISTRIBUTION)
-    assert prismq.worker.__all__ == ["__version__"]
+    assert "__version__" in prismq.worker.__all__
+
+
+def test_public_api_is_exported() -> None:
+    expected = {
+        "WorkerDatabase",
+        "WorkerEngine",
+        "TaskHandlerRegistry",
+        "HandlerInfo",
+        "TaskHandlerConfigLoader",
+        "WorkerConfig",
+        "TaskContext",
+        "TaskExecutor",
+        "SchedulingStrategy",
+        "create_worker_from_config",
+        "load_registry",
+        "WorkerError",
+        "TaskHandlerNotRegisteredError",
+        "HandlerAlreadyRegisteredError",
+        "HandlerLoadError",
+        "WorkerConfigError",
+        "PermanentTaskError",
+    }
+    assert expected <= set(prismq.worker.__all__)
+    for name in prismq.worker.__all__:
+        assert hasattr(prismq.worker, name), name
 
 
 def test_version_is_semantic() -> None:
@@ -63,9 +88,13 @@ def test_typed_marker_is_shipped() -> None:
     assert (Path(prismq.worker.__file__).parent / "py.typed").is_file()
 
 
-def test_declared_dependencies_are_core_only() -> None:
+def test_declared_dependencies_are_core_and_config_libraries_only() -> None:
     requirements = _requirements()
-    assert {req.name for req in requirements if req.marker is None} == {"prismq-queue-core"}
+    assert {req.name for req in requirements if req.marker is None} == {
+        "prismq-queue-core",
+        "pydantic",
+        "pyyaml",
+    }
     assert not FORBIDDEN_DEPENDENCIES & {req.name for req in requirements}
     core = next(req for req in requirements if req.name == "prismq-queue-core")
     assert core.specifier.contains("0.1.0")
