@@ -28,7 +28,13 @@ def _requirements() -> list[Requirement]:
 
 def test_version_matches_distribution_metadata() -> None:
     assert prismq.api.__version__ == importlib.metadata.version(DISTRIBUTION)
-    assert prismq.api.__all__ == ["__version__"]
+    assert "__version__" in prismq.api.__all__
+
+
+def test_public_api_is_exported() -> None:
+    assert {"ApiSettings", "create_app", "create_app_from_env"} <= set(prismq.api.__all__)
+    for name in prismq.api.__all__:
+        assert hasattr(prismq.api, name), name
 
 
 def test_version_is_semantic() -> None:
