@@ -157,8 +157,19 @@ def stuck_tasks(db: QueueDatabase, limit: int = 20) -> str:
 
 
 @pytest.mark.timeout(360)
+def announce(config: pytest.Config, line: str) -> None:
+    """Write ``line`` to the terminal even when output is captured, so CI logs show it."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
 def test_no_task_is_lost_or_completed_twice_while_workers_are_sigkilled(
-    db: QueueDatabase, fleet: WorkerFleet, backend: str
+    db: QueueDatabase, fleet: WorkerFleet, backend: str, pytestconfig: pytest.Config
 ) -> None:
     seed = crash_seed()
     rng = random.Random(seed)
@@ -199,7 +210,7 @@ def test_no_task_is_lost_or_completed_twice_while_workers_are_sigkilled(
         f" drained_in={drained_after:.1f}s lease_lost_events={lease_lost_events}"
         f" {report.format()}"
     )
-    print(summary)
+    announce(pytestconfig, f"\ncrash test: {summary}")
 
     assert exit_codes == dict.fromkeys(exit_codes, 0), f"{exit_codes}\n{fleet.logs()}"
     for worker in survivors:
