@@ -7,6 +7,8 @@ depend on the backend under test and run on both.
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -176,3 +178,36 @@ def test_prepared_statements_can_be_turned_off_for_poolers(database_url: str) ->
         assert [get_task(unprepared, task_id).id for task_id in task_ids] == task_ids
     with QueueDatabase(database_url) as prepared, prepared.engine.connect() as conn:
         assert conn.connection.dbapi_connection.prepare_threshold is not None  # type: ignore[union-attr]
+
+
+@pytest.mark.backend("sqlite")
+def test_opening_a_new_sqlite_file_waits_for_a_lock_another_connection_holds(
+    tmp_path: Path,
+) -> None:
+    # A new file is not in WAL mode yet; switching it needs an exclusive lock, and SQLite
+    # refuses at once (without its busy handler) while another connection writes.
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE unrelated (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO unrelated VALUES (1)")
+    outcome: list[BaseException | None] = []
+
+    def open_and_ping() -> None:
+        try:
+            with QueueDatabase(f"sqlite:///{path}", sqlite_busy_timeout_ms=30_000) as db:
+                db.ping()
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    opener = threading.Thread(target=open_and_ping)
+    opener.start()
+    opener.join(0.3)  # the opener is waiting for the lock (or, without the wait, failed)
+    holder.execute("COMMIT")
+    holder.close()
+    opener.join(30)
+    assert outcome == [None]
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)

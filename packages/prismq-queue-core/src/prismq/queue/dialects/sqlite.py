@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import random
 import sqlite3
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,34 @@ def _configure_connection(
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor, busy_timeout_ms)
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
     dbapi_connection.create_function("prismq_weighted_key", 1, _weighted_key)
+
+
+def _enable_wal(cursor: sqlite3.Cursor, busy_timeout_ms: int) -> None:
+    """Switch the database to WAL, waiting up to the busy timeout for other connections.
+
+    Moving a database that is not in WAL yet (a new file) into WAL needs an exclusive lock,
+    and SQLite answers "database is locked" at once, without calling the busy handler,
+    while another connection holds any lock on it: exactly what happens when several
+    processes open a new database together. So wait here as ``busy_timeout`` would.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        else:
+            return
 
 
 class SQLiteDialect(SqlDialect):
