@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
@@ -43,6 +45,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Seconds requests in flight get to finish after SIGTERM; long-polls are cut after it.
+DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 10
 
 
 class UsageError(Exception):
@@ -110,6 +114,14 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="comma-separated proxy addresses to trust, or '*'"
         " (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=_positive_int,
+        default=DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="on SIGTERM, how long to let requests in flight finish (long-polls included)"
+        f" before closing them (default: {DEFAULT_SHUTDOWN_TIMEOUT_SECONDS})",
     )
     serve.set_defaults(_handler=_serve)
 
@@ -228,18 +240,31 @@ def _serve(args: argparse.Namespace) -> int:
     _open_migrated(url).close()
     # uvicorn builds the app in each worker process from the environment.
     os.environ[DATABASE_URL_ENV] = url
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        root_path=args.root_path,
-        proxy_headers=args.proxy_headers,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler
+    # it found installed; with Python's default one the process would end "killed by
+    # SIGTERM" (status -15) after a clean shutdown. Service managers expect 0.
+    previous = signal.signal(signal.SIGTERM, _exit_ok_on_sigterm)
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            root_path=args.root_path,
+            proxy_headers=args.proxy_headers,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            timeout_graceful_shutdown=args.shutdown_timeout,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _exit_ok_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    raise SystemExit(EXIT_OK)
 
 
 def _token_row(info: ApiTokenInfo) -> dict[str, object]:
