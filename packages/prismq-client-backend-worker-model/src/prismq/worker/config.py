@@ -7,7 +7,6 @@ environment variables over the config file over the defaults. Every invalid valu
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -31,37 +30,33 @@ from sqlalchemy.exc import ArgumentError
 from prismq.queue import SchedulingStrategy
 from prismq.queue.errors import InvalidTaskError, UnknownStrategyError
 from prismq.queue.validation import check_json_value, check_name, check_queue
-from prismq.worker.errors import HandlerLoadError, WorkerConfigError
-from prismq.worker.handler_loader import read_document
+from prismq.worker.config_sources import (
+    CODE_SOURCE,
+    DEFAULT_SOURCE,
+    ENV_VARIABLES,
+    FIELD_ALIASES,
+    canonical_settings,
+    settings_from_env,
+    settings_from_file,
+)
+from prismq.worker.errors import WorkerConfigError
 
-#: Environment variable → the :class:`WorkerConfig` field it sets.
-ENV_VARIABLES: dict[str, str] = {
-    "PRISMQ_WORKER_ID": "worker_id",
-    "PRISMQ_WORKER_QUEUES": "queues",
-    "PRISMQ_WORKER_STRATEGY": "scheduling_strategy",
-    "PRISMQ_WORKER_CONCURRENCY": "concurrency",
-    "PRISMQ_WORKER_LEASE_SECONDS": "lease_seconds",
-    "PRISMQ_WORKER_POLL_INTERVAL": "poll_interval_seconds",
-    "PRISMQ_WORKER_HEARTBEAT_INTERVAL": "heartbeat_interval_seconds",
-    "PRISMQ_WORKER_RECLAIM_INTERVAL": "reclaim_interval_seconds",
-    "PRISMQ_WORKER_SHUTDOWN_GRACE": "shutdown_grace_seconds",
-    "PRISMQ_WORKER_CAPABILITIES": "capabilities",
-    "PRISMQ_WORKER_DATABASE_URL": "database_url",
-}
-
-#: Alternative spellings accepted for a field (in code, files and overrides).
-FIELD_ALIASES: dict[str, str] = {"strategy": "scheduling_strategy"}
-
-#: Source name of values given in code (constructor arguments, ``load`` overrides).
-CODE_SOURCE = "code"
-#: Source name of values nobody gave.
-DEFAULT_SOURCE = "default"
+# CODE_SOURCE and ENV_VARIABLES are re-exported: the CLI and the docs read them from here.
+__all__ = [
+    "CODE_SOURCE",
+    "ENV_VARIABLES",
+    "MAX_CONCURRENCY",
+    "MAX_LEASE_SECONDS",
+    "MAX_WORKER_ID_LENGTH",
+    "WorkerConfig",
+    "default_worker_id",
+    "hide_password",
+]
 
 MAX_WORKER_ID_LENGTH = 200
 MAX_CONCURRENCY = 1024
 MAX_LEASE_SECONDS = 86_400.0
 
-_CONFIG_FILE_FIELD = "config_file"
 _NUMERIC_FIELDS = (
     "concurrency",
     "lease_seconds",
@@ -165,7 +160,7 @@ class WorkerConfig(BaseModel):
         """Settings given in code; invalid ones raise :class:`WorkerConfigError`."""
         sources, fallback = _VALUE_SOURCES.get()
         strategy_source = sources.get("scheduling_strategy", fallback)
-        data = _canonical_settings(data, strategy_source)
+        data = canonical_settings(data, strategy_source)
         try:
             super().__init__(**data)
         except ValidationError as error:
@@ -287,7 +282,7 @@ class WorkerConfig(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> WorkerConfig:
         """Settings from a TOML, JSON or YAML file (top level, or under ``worker``)."""
-        values, sources = _settings_from_file(path)
+        values, sources = settings_from_file(path)
         return cls._build(values, sources)
 
     @classmethod
@@ -296,7 +291,7 @@ class WorkerConfig(BaseModel):
 
         Reads ``os.environ`` unless ``environ`` is given; empty variables count as unset.
         """
-        values, sources = _settings_from_env(os.environ if environ is None else environ)
+        values, sources = settings_from_env(os.environ if environ is None else environ)
         return cls._build(values, sources)
 
     @classmethod
@@ -315,14 +310,14 @@ class WorkerConfig(BaseModel):
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         if config_path is not None:
-            file_values, file_sources = _settings_from_file(config_path)
+            file_values, file_sources = settings_from_file(config_path)
             values.update(file_values)
             sources.update(file_sources)
-        env_values, env_sources = _settings_from_env(os.environ if environ is None else environ)
+        env_values, env_sources = settings_from_env(os.environ if environ is None else environ)
         values.update(env_values)
         sources.update(env_sources)
         given = {name: value for name, value in overrides.items() if value is not None}
-        code_values = _canonical_settings(given, CODE_SOURCE)
+        code_values = canonical_settings(given, CODE_SOURCE)
         values.update(code_values)
         sources.update(dict.fromkeys(code_values, CODE_SOURCE))
         return cls._build(values, sources)
@@ -343,78 +338,6 @@ def _core_check(check: Callable[..., str], *args: Any) -> str:
         return check(*args)
     except InvalidTaskError as error:
         raise ValueError(error.message) from None
-
-
-def _canonical_settings(raw: Mapping[Any, Any], source: str) -> dict[str, Any]:
-    """``raw`` with aliases replaced by field names; an alias and its field together fail."""
-    settings: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = FIELD_ALIASES.get(str(key), str(key))
-        if name in settings:
-            raise WorkerConfigError(
-                name, source, f"given twice (as {name!r} and as its alias {key!r})"
-            )
-        settings[name] = value
-    return settings
-
-
-def _settings_from_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """The settings of a config file and, for each, the file as its source."""
-    source = str(path)
-    try:
-        document = read_document(path)
-    except HandlerLoadError as error:
-        raise WorkerConfigError(_CONFIG_FILE_FIELD, source, error.reason) from None
-    if document is None:  # an empty YAML file
-        document = {}
-    if not isinstance(document, Mapping):
-        raise WorkerConfigError(
-            _CONFIG_FILE_FIELD,
-            source,
-            f"expected a table/object of settings, not {type(document).__name__}",
-        )
-    # The handler list may share the file; it belongs to the handler loader.
-    section = {key: value for key, value in document.items() if key != "handlers"}
-    if "worker" in section:
-        stray = sorted(str(key) for key in section if key != "worker")
-        if stray:
-            raise WorkerConfigError(
-                stray[0],
-                source,
-                "settings belong under the 'worker' table when the file has one",
-            )
-        section = section["worker"]
-        if not isinstance(section, Mapping):
-            raise WorkerConfigError(
-                "worker", source, f"must be a table/object, not {type(section).__name__}"
-            )
-    values = _canonical_settings(section, source)
-    return values, dict.fromkeys(values, source)
-
-
-def _settings_from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The settings given by ``PRISMQ_WORKER_*`` variables and, for each, its variable."""
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for variable, field in ENV_VARIABLES.items():
-        raw = environ.get(variable)
-        if raw is None or not raw.strip():
-            continue
-        values[field] = _parse_env_value(variable, field, raw)
-        sources[field] = variable
-    return values, sources
-
-
-def _parse_env_value(variable: str, field: str, raw: str) -> Any:
-    """Turn one variable's text into what the field expects (numbers parse in validation)."""
-    if field == "queues":
-        return tuple(name.strip() for name in raw.split(",") if name.strip())
-    if field == "capabilities":
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise WorkerConfigError(field, variable, f"is not valid JSON: {error}") from None
-    return raw.strip()
 
 
 def _translate(
