@@ -1,8 +1,8 @@
 """Where worker settings come from: a TOML/JSON/YAML file and ``PRISMQ_WORKER_*`` variables.
 
 Each reader returns the settings it found (field names, aliases resolved) and, for each,
-its source (the file's path or the variable's name), which :class:`~prismq.worker.config.
-WorkerConfig` names in its errors.
+its source (the file's path or the variable's name), which ``WorkerConfig`` names in its
+errors.
 """
 
 from __future__ import annotations
