@@ -33,6 +33,7 @@ from prismq.queue import (
     reclaim_expired_leases,
     request_cancel,
 )
+from prismq.queue.notifications import TaskListener
 from prismq.worker import (
     PermanentTaskError,
     TaskContext,
@@ -41,6 +42,7 @@ from prismq.worker import (
     WorkerError,
 )
 from prismq.worker import engine as engine_module
+from prismq.worker import idle_wait as idle_wait_module
 from prismq.worker import lease_keeper as lease_keeper_module
 from prismq.worker.config import WorkerConfig
 
@@ -368,6 +370,35 @@ def test_a_delayed_task_is_run_when_due_even_with_a_long_poll_interval(
     task_id = enqueue(db, "echo", {}, delay_seconds=0.5).task_id
     with running_loop(engine):
         wait_for_status(db, task_id, TaskStatus.COMPLETED, timeout=60)
+
+
+def test_an_idle_worker_wakes_on_the_databases_hint_not_its_poll_interval(
+    db: QueueDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a 600 s poll interval only the wake-up hint (PostgreSQL NOTIFY, SQLite's change
+    # counter) can get the task claimed within the test's deadline. The task is enqueued
+    # once the worker is inside its listener's wait, past any look at the queue.
+    idle = threading.Event()
+    open_listener = idle_wait_module.open_task_listener
+
+    def noting_listener(*args: Any, **kwargs: Any) -> TaskListener:
+        listener = open_listener(*args, **kwargs)
+        wait = listener.wait
+
+        def noting_wait(timeout: float) -> bool:
+            idle.set()
+            return wait(timeout)
+
+        monkeypatch.setattr(listener, "wait", noting_wait)
+        return listener
+
+    monkeypatch.setattr(idle_wait_module, "open_task_listener", noting_listener)
+    engine = make_engine(db, _echo_registry(), poll_interval_seconds=600)
+    with running_loop(engine):
+        assert idle.wait(60), "the worker never went idle"
+        task_id = enqueue(db, "echo", {"wake": True}).task_id
+        task = wait_for_status(db, task_id, TaskStatus.COMPLETED, timeout=60)
+    assert task.result == {"wake": True}
 
 
 # -- cancellation --------------------------------------------------------------------------------
