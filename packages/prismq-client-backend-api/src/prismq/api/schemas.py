@@ -244,7 +244,7 @@ class StatusCountsOut(_Response):
     @classmethod
     def from_counts(cls, counts: StatusCounts) -> StatusCountsOut:
         """From the core's counts."""
-        return cls.model_validate(counts.as_dict())
+        return cls.model_validate(counts)
 
 
 class StatsOut(_Response):
@@ -265,19 +265,8 @@ class StatsOut(_Response):
 
     @classmethod
     def from_stats(cls, stats: QueueStats) -> StatsOut:
-        """From the core's snapshot."""
-        return cls(
-            total_tasks=stats.total_tasks,
-            queued_tasks=stats.queued_tasks,
-            processing_tasks=stats.processing_tasks,
-            completed_tasks=stats.completed_tasks,
-            failed_tasks=stats.failed_tasks,
-            cancelled_tasks=stats.cancelled_tasks,
-            oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
-            by_type={k: StatusCountsOut.from_counts(v) for k, v in stats.by_type.items()},
-            by_queue={k: StatusCountsOut.from_counts(v) for k, v in stats.by_queue.items()},
-            measured_at_utc=stats.measured_at_utc,
-        )
+        """From the core's snapshot (nested counts are read by attribute, ``total`` too)."""
+        return cls.model_validate(stats)
 
 
 class WorkerState(str, enum.Enum):
