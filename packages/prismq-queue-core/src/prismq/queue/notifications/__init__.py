@@ -35,7 +35,13 @@ def open_task_listener(
 
     ``listen_url`` (PostgreSQL only) points the LISTEN connection straight at the server
     when ``db`` goes through a pooler in transaction mode, where LISTEN does not work.
+    The listener is listening when this returns: a hint given after it is not missed,
+    whenever the first :meth:`~TaskListener.wait` comes.
     """
+    listener: TaskListener
     if db.dialect_name == "postgresql":
-        return PostgreSQLTaskListener(listen_url or db.url, queues=queues)
-    return SQLiteTaskListener(db.url)
+        listener = PostgreSQLTaskListener(listen_url or db.url, queues=queues)
+    else:
+        listener = SQLiteTaskListener(db.url)
+    listener.start()
+    return listener

@@ -10,6 +10,14 @@ class TaskListener(abc.ABC):
     """Waits for a hint that tasks may be ready. Not thread-safe: one waiter at a time."""
 
     @abc.abstractmethod
+    def start(self) -> None:
+        """Begin listening now, so that no hint given from here on is missed.
+
+        A failure is not raised: the listener tries again on the next :meth:`wait`, and
+        callers poll anyway.
+        """
+
+    @abc.abstractmethod
     def wait(self, timeout_seconds: float) -> bool:
         """Block up to ``timeout_seconds``; True if woken by a hint, False on timeout."""
 

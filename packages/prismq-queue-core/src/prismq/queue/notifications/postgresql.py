@@ -42,6 +42,19 @@ class PostgreSQLTaskListener(TaskListener):
         self._connect_timeout = connect_timeout_seconds
         self._connection: Any = None
 
+    def start(self) -> None:
+        import psycopg  # noqa: PLC0415 - an optional dependency, needed only here
+
+        try:
+            self._connect()
+        except psycopg.Error as error:
+            logger.warning(
+                "LISTEN connection to %s failed (%s); will retry while polling",
+                self._display,
+                error,
+            )
+            self.close()
+
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         import psycopg  # noqa: PLC0415 - an optional dependency, needed only here

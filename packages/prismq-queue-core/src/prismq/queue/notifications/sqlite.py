@@ -38,6 +38,12 @@ class SQLiteTaskListener(TaskListener):
         self._connection: sqlite3.Connection | None = None
         self._seen_version: int | None = None
 
+    def start(self) -> None:
+        try:
+            self._seen_version = self._data_version()
+        except sqlite3.Error:
+            self.close()  # the first wait tries again
+
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         if self._seen_version is None:
