@@ -13,6 +13,9 @@ from typing import Any
 
 from prismq.queue import ClaimedTask, LeaseLostError, QueueDatabase, log, set_progress
 
+#: Guards the lazy creation of a context's cancel event against a concurrent cancel.
+_CANCEL_EVENTS_LOCK = threading.Lock()
+
 
 class TaskContext:
     """The running task as its handler sees it. Thread-safe.
@@ -23,13 +26,16 @@ class TaskContext:
     checks them between steps and returns early.
     """
 
-    __slots__ = ("_cancelled", "_db", "_lease_lost", "_task", "worker_id")
+    __slots__ = ("_cancel_event", "_cancelled", "_db", "_lease_lost", "_task", "worker_id")
 
     def __init__(self, db: QueueDatabase, task: ClaimedTask, worker_id: str) -> None:
         self._db = db
         self._task = task
         self.worker_id = worker_id
-        self._cancelled = threading.Event()
+        self._cancelled = False
+        # Made only for a handler that waits on it: most never do, and a worker makes a
+        # context per task (an Event costs a Condition and two locks).
+        self._cancel_event: threading.Event | None = None
         self._lease_lost = False
 
     @property
@@ -65,7 +71,7 @@ class TaskContext:
     @property
     def cancelled(self) -> bool:
         """True once cancellation was requested (or the worker gave the task back)."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     @property
     def lease_lost(self) -> bool:
@@ -77,7 +83,13 @@ class TaskContext:
 
         Handy in place of ``time.sleep`` in a handler that should stop when cancelled.
         """
-        return self._cancelled.wait(timeout)
+        with _CANCEL_EVENTS_LOCK:
+            if self._cancel_event is None:
+                self._cancel_event = threading.Event()
+                if self._cancelled:
+                    self._cancel_event.set()
+            event = self._cancel_event
+        return event.wait(timeout)
 
     def progress(self, value: Any) -> bool:
         """Store a JSON ``value`` as the task's progress (one write, fenced by the lease).
@@ -106,12 +118,18 @@ class TaskContext:
 
     def mark_cancelled(self) -> None:
         """Set :attr:`cancelled` (called by the worker)."""
-        self._cancelled.set()
+        self._set_cancelled()
 
     def mark_lease_lost(self) -> None:
         """Set :attr:`lease_lost`, and :attr:`cancelled` so the handler can stop early."""
         self._lease_lost = True
-        self._cancelled.set()
+        self._set_cancelled()
+
+    def _set_cancelled(self) -> None:
+        with _CANCEL_EVENTS_LOCK:
+            self._cancelled = True
+            if self._cancel_event is not None:
+                self._cancel_event.set()
 
     def __repr__(self) -> str:
         return (
