@@ -278,6 +278,20 @@ def test_serve_refuses_an_unmigrated_database(
     assert uvicorn_calls == []
 
 
+def test_serve_names_a_bad_setting_instead_of_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    uvicorn_calls: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRISMQ_API_MAX_BODY_BYTES", "abc")
+    code, _, err = run(capsys, "serve --database-url", database_url)
+    assert code == 2
+    assert "PRISMQ_API_MAX_BODY_BYTES" in err
+    assert "Traceback" not in err
+    assert uvicorn_calls == []
+
+
 def test_serve_hands_the_options_to_uvicorn(
     capsys: pytest.CaptureFixture[str], database_url: str, uvicorn_calls: list[Any]
 ) -> None:

@@ -22,11 +22,13 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+import pydantic
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from prismq.api.__about__ import __version__
 from prismq.api.auth import Scope
+from prismq.api.settings import ENV_PREFIX, ApiSettings
 from prismq.api.tokens import ApiTokenInfo, create_token, list_tokens, revoke_token
 from prismq.queue import __version__ as core_version
 from prismq.queue import migrate
@@ -237,6 +239,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server
 
     url = _database_url(args)
+    _check_settings()
     _open_migrated(url).close()
     # uvicorn builds the app in each worker process from the environment.
     os.environ[DATABASE_URL_ENV] = url
@@ -260,6 +263,22 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _check_settings() -> None:
+    """Refuse to start on a bad ``PRISMQ_API_*`` value, naming the variable.
+
+    uvicorn reads the settings again in each of its worker processes; a bad value found
+    there would end every worker with a traceback instead of one line here.
+    """
+    try:
+        ApiSettings()
+    except pydantic.ValidationError as error:
+        problems = [
+            f"{ENV_PREFIX}{'_'.join(map(str, detail['loc'])).upper()}: {detail['msg']}"
+            for detail in error.errors()
+        ]
+        raise UsageError("; ".join(problems)) from None
 
 
 def _exit_ok_on_sigterm(signum: int, frame: FrameType | None) -> None:
