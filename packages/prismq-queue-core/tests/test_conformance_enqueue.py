@@ -497,3 +497,46 @@ def test_new_task_is_immutable() -> None:
     task = NewTask(type="t")
     with pytest.raises(dataclasses.FrozenInstanceError):
         task.priority = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [{}, {"delay_seconds": 30.5}, {"run_after_utc": dt.datetime(2031, 5, 6, 7, 8, 9, 123456, UTC)}],
+    ids=["now", "delayed", "at"],
+)
+def test_the_returned_record_is_the_stored_one(db: QueueDatabase, timing: dict[str, Any]) -> None:
+    # enqueue builds its record from what it sent plus what the database chose; it must
+    # read exactly as the row does.
+    created = enqueue(
+        db,
+        "record",
+        {"nested": {"list": [1, 2.5, None, "x"]}, "flag": True},
+        queue="q",
+        priority=7,
+        compatibility={"gpu": True},
+        max_attempts=4,
+        idempotency_key=f"record-{sorted(timing)}",
+        **timing,
+    )
+    assert created.created
+    assert created.task == get_task(db, created.task_id)
+
+
+def test_a_batch_keeps_its_order_and_its_times(db: QueueDatabase) -> None:
+    at = dt.datetime(2030, 1, 2, 3, 4, 5, 678901, UTC)
+    tasks = [
+        NewTask(type="ordered", payload={"index": index}, priority=1 + index % 3)
+        for index in range(250)
+    ]
+    tasks[10] = NewTask(type="ordered", payload={"index": 10}, run_after_utc=at)
+    tasks[20] = NewTask(type="ordered", payload={"index": 20}, delay_seconds=3600)
+    before = db_now(db)
+    ids = enqueue_many(db, tasks)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(tasks)
+    stored = [get_task(db, task_id) for task_id in ids]
+    assert [task.payload["index"] for task in stored] == list(range(250))
+    assert stored[10].run_after_utc == at
+    assert stored[20].run_after_utc - before >= dt.timedelta(seconds=3600) - CLOCK_TOLERANCE
+    assert abs(stored[0].run_after_utc - stored[0].created_at_utc) <= CLOCK_TOLERANCE
+    assert len({task.created_at_utc for task in stored}) == 1  # one clock reading per batch

@@ -282,16 +282,15 @@ def test_upgrade_is_idempotent(empty_db: QueueDatabase) -> None:
 def test_check_names_both_revisions_when_the_database_is_behind(
     empty_db: QueueDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    migrate.upgrade(empty_db)
-    current = migrate.head_revision()
-    # Only one revision exists so far: pretend this code shipped a newer one.
-    monkeypatch.setattr(migrate, "head_revision", lambda: "0002")
+    migrate.upgrade(empty_db, "0001")
+    head = migrate.head_revision()
+    assert head != "0001"
 
     with pytest.raises(SchemaNotMigratedError) as raised:
         migrate.check(empty_db)
 
     message = str(raised.value)
-    assert f"revision {current!r}, this code expects '0002'" in message
+    assert f"revision '0001', this code expects {head!r}" in message
     assert f"prismq db upgrade --database-url '{empty_db.display_url}'" in message
 
 

@@ -28,6 +28,7 @@ from prismq.queue import (
     TaskNotFoundError,
     claim_tasks,
     mark_worker_stopped,
+    refresh_stale_statistics,
     register_worker,
 )
 from prismq.queue.migrate import check
@@ -191,6 +192,7 @@ class WorkerEngine:
                     f"worker {self.worker_id!r} has no task handlers: register at least one"
                 )
             check(self.db)
+            self._refresh_statistics()
             self._register()
             self._idle_wait = IdleWait(self.db, self.config, self.registry)
             self._completions = CompletionBatcher(self.executor, self._finished)
@@ -219,6 +221,16 @@ class WorkerEngine:
             database=self.db.display_url,
         )
         return True
+
+    def _refresh_statistics(self) -> None:
+        """Let the claims be planned for the table as it is now (see the core's docs)."""
+        try:
+            refreshed = refresh_stale_statistics(self.db)
+        except PrismQError as error:  # e.g. not the table's owner: claims still work
+            log_event(logging.INFO, "statistics_not_refreshed", error=describe_error(error))
+            return
+        if refreshed:
+            log_event(logging.INFO, "statistics_refreshed", table="task_queue")
 
     def _register(self) -> None:
         register_worker(

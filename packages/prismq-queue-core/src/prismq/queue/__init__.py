@@ -48,6 +48,7 @@ from prismq.queue.maintenance import (
     purge_finished_tasks,
     purge_stopped_workers,
     purge_task_logs,
+    refresh_stale_statistics,
 )
 from prismq.queue.metrics import (
     ProcessingTimes,
@@ -164,6 +165,7 @@ __all__ = [
     "queue_depth",
     "queue_stats",
     "reclaim_expired_leases",
+    "refresh_stale_statistics",
     "register_worker",
     "release",
     "renew_lease",

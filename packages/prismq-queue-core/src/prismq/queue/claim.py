@@ -8,7 +8,17 @@ import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, Integer, String, Update, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Integer,
+    String,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -24,6 +34,7 @@ MAX_CLAIM_BATCH = 1000
 DEFAULT_LEASE_SECONDS = 30.0
 
 _t = task_table.c
+_QUEUED_LITERAL = literal_column(f"'{TaskStatus.QUEUED.value}'", String)
 
 _RETURNED = (
     _t.id,
@@ -88,7 +99,7 @@ def claim_tasks(
         with db.read() as conn:
             if conn.execute(probe, params).first() is None:
                 return []
-    with db.write() as conn:
+    with db.write_statement() as conn:
         rows = conn.execute(statement, params).all()
     claimed = [
         ClaimedTask(
@@ -113,11 +124,16 @@ def _runnable_by(
     dialect: SqlDialect, *, filter_queues: bool, filter_types: bool
 ) -> list[ColumnElement[bool]]:
     """Queued tasks, due or not, in the bound queues and types, matching the capabilities."""
-    conditions: list[ColumnElement[bool]] = [_t.status == TaskStatus.QUEUED.value]
+    # The status is written into the SQL, not bound: a planner can use the partial indexes
+    # (WHERE status = 'queued') only for a query that names that very value.
+    conditions: list[ColumnElement[bool]] = [_t.status == _QUEUED_LITERAL]
     if filter_queues:
         conditions.append(_t.queue.in_(bindparam("queues", expanding=True)))
     if filter_types:
-        conditions.append(_t.type.in_(bindparam("task_types", expanding=True)))
+        # Never an index to read the claim by (the task types a worker handles are most of
+        # the queue); see SqlDialect.not_an_index_path.
+        task_type = dialect.not_an_index_path(_t.type)
+        conditions.append(task_type.in_(bindparam("task_types", expanding=True)))
     conditions.append(dialect.capability_match())
     return conditions
 

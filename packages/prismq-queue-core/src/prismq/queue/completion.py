@@ -8,6 +8,7 @@ Statements are built once per dialect and bound per call: these run once per tas
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,31 +63,63 @@ def complete(db: QueueDatabase, task_id: int, lease_token: str, result: Any = No
     return TaskStatus(status)
 
 
+@functools.cache
+def _complete_batch_statement(dialect: SqlDialect) -> Update:
+    """:func:`_complete_statement` for a whole batch: each row fenced by its own token."""
+    batch = dialect.completion_rows()
+    now = dialect.now()
+    return (
+        update(task_table)
+        .where(
+            dialect.completion_targets(batch),
+            _t.id == batch.c.id,
+            _t.lease_token == batch.c.token,
+            # Each row is found by its id; an index on status would make SQLite walk every
+            # leased task and look each up in the batch.
+            dialect.not_an_index_path(_t.status) == TaskStatus.LEASED.value,
+        )
+        .values(
+            status=case(
+                (_t.cancel_requested, TaskStatus.CANCELLED.value),
+                else_=TaskStatus.COMPLETED.value,
+            ),
+            result=batch.c.result,
+            error_message=None,
+            finished_at_utc=now,
+            updated_at_utc=now,
+            **_LEASE_CLEARED,
+        )
+        .returning(_t.id, _t.status)
+    )
+
+
 def complete_many(db: QueueDatabase, completions: Sequence[Completion]) -> CompletionReport:
-    """Complete many leased tasks in one transaction: one commit for the whole batch.
+    """Complete many leased tasks with one statement in one transaction: one commit for all.
 
     Each task is fenced by its own token, as in :func:`complete`; a task whose lease was
     lost is reported in ``lost`` and left untouched, the others are completed. Nothing is
     reported done before the commit that makes it so.
     """
+    rows = []
     for index, completion in enumerate(completions):
         if not isinstance(completion, Completion):
             raise InvalidTaskError(f"completions[{index}]", "must be a Completion")
         check_json_value(f"completions[{index}].result", completion.result)
-    finished: dict[int, TaskStatus] = {}
-    lost: set[int] = set()
-    statement = _complete_statement(db.dialect)
-    with db.write() as conn:
-        for completion in completions:
-            status = conn.execute(
-                statement,
-                held_params(completion.task_id, completion.lease_token)
-                | {"result": completion.result},
-            ).scalar_one_or_none()
-            if status is None:
-                lost.add(completion.task_id)
-            else:
-                finished[completion.task_id] = TaskStatus(status)
+        rows.append(
+            {
+                "id": completion.task_id,
+                "token": completion.lease_token,
+                "result": json.dumps(completion.result),
+            }
+        )
+    if not rows:
+        return CompletionReport(finished={}, lost=frozenset())
+    with db.write_statement() as conn:
+        updated = conn.execute(
+            _complete_batch_statement(db.dialect), {"batch": json.dumps(rows)}
+        ).all()
+    finished = {task_id: TaskStatus(status) for task_id, status in updated}
+    lost = {completion.task_id for completion in completions} - finished.keys()
     return CompletionReport(finished=finished, lost=frozenset(lost))
 
 

@@ -110,6 +110,21 @@ class QueueDatabase:
             yield conn
 
     @contextlib.contextmanager
+    def write_statement(self) -> Iterator[Connection]:
+        """A connection for ONE writing statement, which is its own transaction.
+
+        Where the dialect allows (PostgreSQL) the statement runs in autocommit mode,
+        saving the BEGIN and COMMIT round trips; elsewhere this is :meth:`write`. Never
+        run two statements in it: they would not be one transaction.
+        """
+        if not self.dialect.autocommit_single_statements:
+            with self.write() as conn:
+                yield conn
+            return
+        with self.translating_errors(), self._connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite a deferred one, which does not block writers)."""
         with self.translating_errors(), self._connect() as conn:

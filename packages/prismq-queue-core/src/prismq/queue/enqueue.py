@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, insert, select
+from sqlalchemy import Connection, Insert, bindparam, case, false, insert, literal, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -28,6 +29,8 @@ from prismq.queue.validation import (
     check_seconds,
     check_type,
 )
+
+_t = task_table.c
 
 #: Most tasks ``enqueue_many`` takes in one call.
 MAX_BATCH_SIZE = 10_000
@@ -113,7 +116,9 @@ def enqueue(
         delay_seconds=delay_seconds,
         idempotency_key=idempotency_key,
     )
-    with write_transaction(db, connection) as conn:
+    # Without a key the enqueue is one INSERT; with one it locks, inserts and may read.
+    single = task.idempotency_key is None
+    with write_transaction(db, connection, single_statement=single) as conn:
         if task.idempotency_key is not None:
             # The caller's transaction may go on to insert other keys: keep lock order.
             db.dialect.lock_idempotency_keys(conn, [task.idempotency_key])
@@ -186,7 +191,9 @@ def _insert_statement(dialect: SqlDialect, *, keyed: bool, run_after: str) -> In
         statement = dialect.insert_ignoring_conflict(task_table, values, ["idempotency_key"])
     else:
         statement = insert(task_table).values(values)
-    return statement.returning(*PUBLIC_TASK_COLUMNS)
+    # Only what the database decided: the rest of the new task's record is what was sent.
+    # (Returning every column cost more than the insert itself, in decoding them.)
+    return statement.returning(_t.id, _t.run_after_utc, _t.created_at_utc)
 
 
 _BY_IDEMPOTENCY_KEY = select(*PUBLIC_TASK_COLUMNS).where(
@@ -206,26 +213,95 @@ def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueRe
         run_after = "now"
     keyed = task.idempotency_key is not None
     statement = _insert_statement(db.dialect, keyed=keyed, run_after=run_after)
-    row = conn.execute(statement, params).mappings().first()
+    row = conn.execute(statement, params).first()
     if row is not None:
-        return EnqueueResult(task=TaskRecord.from_row(row), created=True)
+        return EnqueueResult(task=_new_record(task, *row), created=True)
     existing = conn.execute(_BY_IDEMPOTENCY_KEY, {"key": task.idempotency_key}).mappings().one()
     return EnqueueResult(task=TaskRecord.from_row(existing), created=False)
 
 
-def _insert_batch(db: QueueDatabase, conn: Connection, tasks: Sequence[NewTask]) -> list[int]:
-    # One clock reading for the whole batch, taken from the database like every other time.
-    now: dt.datetime = conn.execute(select(db.dialect.now())).scalar_one()
-    rows = []
-    for task in tasks:
-        values = task.column_values()
-        if task.run_after_utc is not None:
-            run_after = task.run_after_utc
-        else:
-            run_after = now + dt.timedelta(seconds=task.delay_seconds or 0.0)
-        values.update(run_after_utc=run_after, created_at_utc=now, updated_at_utc=now)
-        rows.append(values)
-    result = conn.execute(
-        insert(task_table).returning(task_table.c.id, sort_by_parameter_order=True), rows
+def _new_record(
+    task: NewTask, task_id: int, run_after_utc: dt.datetime, created_at_utc: dt.datetime
+) -> TaskRecord:
+    """The record of a task just inserted, as :func:`get_task` would read it back."""
+    return TaskRecord(
+        id=task_id,
+        queue=task.queue,
+        type=task.type,
+        priority=task.priority,
+        payload=task.payload,
+        compatibility=task.compatibility,
+        status=TaskStatus.QUEUED,
+        attempts=0,
+        max_attempts=task.max_attempts,
+        run_after_utc=run_after_utc,
+        lease_until_utc=None,
+        locked_by=None,
+        reserved_at_utc=None,
+        processing_started_utc=None,
+        finished_at_utc=None,
+        error_message=None,
+        result=None,
+        progress=None,
+        cancel_requested=False,
+        idempotency_key=task.idempotency_key,
+        created_at_utc=created_at_utc,
+        updated_at_utc=created_at_utc,
     )
-    return list(result.scalars())
+
+
+def _insert_batch(db: QueueDatabase, conn: Connection, tasks: Sequence[NewTask]) -> list[int]:
+    # One statement whatever the batch size, its rows in one JSON parameter: the statement's
+    # text stays the same (parsed and planned once), and the driver has one value to send.
+    dialect = db.dialect
+    rows = [
+        {
+            "n": index,
+            "type": task.type,
+            "queue": task.queue,
+            "priority": task.priority,
+            "payload": json.dumps(task.payload),
+            "compatibility": json.dumps(task.compatibility),
+            "max_attempts": task.max_attempts,
+            "run_after": None
+            if task.run_after_utc is None
+            else dialect.run_after_text(_as_utc(task.run_after_utc)),
+            "delay": task.delay_seconds or 0.0,
+        }
+        for index, task in enumerate(tasks)
+    ]
+    ids = conn.execute(_bulk_insert_statement(dialect), {"rows": json.dumps(rows)}).scalars()
+    # The rows are inserted in batch order (ORDER BY n), each taking the next id: sorted,
+    # the ids are the tasks' in order.
+    return sorted(ids)
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    # Naive datetimes are UTC, as everywhere in PrismQ.
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
+
+
+@functools.cache
+def _bulk_insert_statement(dialect: SqlDialect) -> Insert:
+    new = dialect.new_task_rows()
+    now = dialect.now()
+    run_after = case(
+        (new.c.run_after.is_not(None), new.c.run_after),
+        else_=dialect.now_plus_seconds(new.c.delay),
+    )
+    values = {
+        "type": new.c.type,
+        "queue": new.c.queue,
+        "priority": new.c.priority,
+        "payload": new.c.payload,
+        "compatibility": new.c.compatibility,
+        "max_attempts": new.c.max_attempts,
+        "status": literal(TaskStatus.QUEUED.value),
+        "attempts": literal(0),
+        "cancel_requested": false(),
+        "run_after_utc": run_after,
+        "created_at_utc": now,
+        "updated_at_utc": now,
+    }
+    rows = select(*(value.label(name) for name, value in values.items())).order_by(new.c.n)
+    return insert(task_table).from_select(list(values), rows).returning(task_table.c.id)

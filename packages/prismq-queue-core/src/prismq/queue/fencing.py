@@ -43,10 +43,12 @@ def run_fenced(
     Returns the value; raises :class:`LeaseLostError` (or :class:`TaskNotFoundError`) if
     the token no longer holds the task.
     """
-    with db.write() as conn:
+    with db.write_statement() as conn:
         value = conn.execute(
             statement, held_params(task_id, lease_token) | params
         ).scalar_one_or_none()
         if value is None:
+            # A read that only explains the miss: it changes nothing, so it may run
+            # outside the statement's transaction (see write_statement).
             raise lease_error(conn, task_id)
     return value

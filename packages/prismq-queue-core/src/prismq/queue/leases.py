@@ -78,7 +78,7 @@ def renew_leases(
         "tokens": list(leases.values()),
         "lease": db.dialect.offset(lease_seconds),
     }
-    with db.write() as conn:
+    with db.write_statement() as conn:
         rows = conn.execute(_renew_statement(db.dialect), params).all()
     renewed = {row.id for row in rows if leases.get(row.id) == row.lease_token}
     return LeaseRenewal(
@@ -181,7 +181,7 @@ def reclaim_expired_leases(db: QueueDatabase) -> ReclaimResult:
         )
         .returning(_t.id, _t.status)
     )
-    with db.write() as conn:
+    with db.write_statement() as conn:
         rows = conn.execute(statement).all()
     by_status: dict[str, list[int]] = {status.value: [] for status in TaskStatus}
     for row in rows:

@@ -30,6 +30,7 @@ __all__ = [
     "purge_finished_tasks",
     "purge_stopped_workers",
     "purge_task_logs",
+    "refresh_stale_statistics",
 ]
 
 #: Rows deleted per transaction by the purges.
@@ -127,6 +128,18 @@ def optimize(db: QueueDatabase) -> MaintenanceReport:
         operations=tuple(operations),
         elapsed_seconds=time.monotonic() - started,
     )
+
+
+def refresh_stale_statistics(db: QueueDatabase) -> bool:
+    """Re-analyze the task table if it outgrew its planner statistics; True if it did.
+
+    Claims are planned from statistics; on PostgreSQL a table that was empty at its last
+    analyze and then filled by a burst is planned as if still empty (sorting every
+    queued task on every claim) until autovacuum catches up. Workers call this when they
+    start. A no-op on SQLite.
+    """
+    with db.translating_errors():
+        return db.dialect.refresh_stale_statistics(db.engine)
 
 
 def integrity_check(db: QueueDatabase) -> list[str]:

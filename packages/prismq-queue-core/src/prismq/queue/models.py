@@ -164,6 +164,16 @@ class TaskRow(Base):
             sqlite_where=text("status = 'queued'"),
         ),
         # The reclaim: leased rows by lease expiry.
+        # PRIORITY for a worker that serves every queue (the default; FIFO and LIFO read
+        # ix_task_queue_status_id). Status leads so SQLite's planner prefers it to sorting.
+        Index(
+            "ix_task_queue_ready_any_priority",
+            "status",
+            "priority",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
         Index(
             "ix_task_queue_lease_expiry",
             "lease_until_utc",

@@ -16,11 +16,18 @@ CallerTransaction = Connection | Session
 
 @contextlib.contextmanager
 def write_transaction(
-    db: QueueDatabase, connection: CallerTransaction | None = None
+    db: QueueDatabase,
+    connection: CallerTransaction | None = None,
+    *,
+    single_statement: bool = False,
 ) -> Iterator[Connection]:
-    """The caller's connection (it commits or rolls back), or a new write transaction."""
+    """The caller's connection (it commits or rolls back), or a new write transaction.
+
+    With ``single_statement`` the block runs exactly one writing statement, which may then
+    be its own transaction (see :meth:`QueueDatabase.write_statement`).
+    """
     if connection is None:
-        with db.write() as conn:
+        with db.write_statement() if single_statement else db.write() as conn:
             yield conn
         return
     with db.translating_errors():

@@ -56,7 +56,7 @@ def heartbeat(db: QueueDatabase, worker_id: str) -> bool:
 
     A late heartbeat never brings a stopped worker back: only :func:`register_worker` does.
     """
-    with db.write() as conn:
+    with db.write_statement() as conn:
         updated = conn.execute(
             update(worker_table)
             .where(_w.worker_id == worker_id, _w.stopped_at_utc.is_(None))

@@ -5,21 +5,25 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
     Engine,
+    FromClause,
     Insert,
     Select,
     Table,
     Update,
     bindparam,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+
+T = TypeVar("T")
 
 #: The INSERT constructs with ON CONFLICT support; both spell the clauses alike.
 UpsertInsert = postgresql.Insert | sqlite.Insert
@@ -34,6 +38,12 @@ class SqlDialect(abc.ABC):
     #: where a claim's write transaction locks out every other writer (SQLite): idle
     #: workers then never queue for the write lock, nor make producers wait for it.
     probe_before_claim: bool = False
+
+    #: Whether a write made of one statement runs in autocommit mode instead of inside
+    #: BEGIN ... COMMIT. A single statement is atomic either way; over a network it saves
+    #: the two round trips of BEGIN and COMMIT. (SQLite keeps BEGIN IMMEDIATE: its
+    #: transactions cost no round trip, and the write lock must be taken up front.)
+    autocommit_single_statements: bool = False
 
     @abc.abstractmethod
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
@@ -73,6 +83,49 @@ class SqlDialect(abc.ABC):
 
         Binds ``capabilities``: the worker's capabilities as a JSON text.
         """
+
+    @abc.abstractmethod
+    def not_an_index_path(self, column: ColumnElement[T]) -> ColumnElement[T]:
+        """``column``, spelled so that the planner will not read the table by an index on it.
+
+        For a filter that keeps most rows, where reading by an index on it would cost a
+        sort of every queued task. Planners choose by statistics, and a queue's table has
+        none worth trusting: SQLite has none until ``ANALYZE``, and PostgreSQL's describe
+        the table as it was at the last auto-analyze (often empty, before a burst).
+        """
+
+    @abc.abstractmethod
+    def completion_rows(self) -> FromClause:
+        """The rows of a completion batch bound as one JSON text parameter ``batch``.
+
+        ``batch`` is a JSON array of ``{"id": int, "token": str, "result": str}`` objects,
+        ``result`` being the task's result already encoded as JSON text; the selectable has
+        the columns ``id``, ``token`` and ``result`` (the result as stored in the column).
+        One parameter for the whole batch keeps the statement's text, and so its prepared
+        plan, the same whatever the batch size.
+        """
+
+    @abc.abstractmethod
+    def new_task_rows(self) -> FromClause:
+        """The tasks of a bulk enqueue bound as one JSON text parameter ``rows``.
+
+        ``rows`` is a JSON array of objects with ``n`` (the task's index in the batch),
+        ``type``, ``queue``, ``priority``, ``payload`` and ``compatibility`` (JSON text),
+        ``max_attempts``, ``run_after`` (:meth:`run_after_text`, or null) and ``delay``
+        (seconds). The selectable has those columns, JSON ones as their columns store them.
+        """
+
+    @abc.abstractmethod
+    def run_after_text(self, moment: dt.datetime) -> str:
+        """A UTC time as :meth:`new_task_rows` reads it."""
+
+    @abc.abstractmethod
+    def now_plus_seconds(self, seconds: ColumnElement[float]) -> ColumnElement[dt.datetime]:
+        """The database's clock plus a number of seconds computed in SQL."""
+
+    def completion_targets(self, rows: FromClause) -> ColumnElement[bool]:
+        """An extra condition on the tasks a completion batch (``rows``) updates, if needed."""
+        return true()
 
     @abc.abstractmethod
     def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
@@ -117,6 +170,14 @@ class SqlDialect(abc.ABC):
 
         Used by :func:`prismq.queue.maintenance.integrity_check`.
         """
+
+    def refresh_stale_statistics(self, engine: Engine) -> bool:
+        """Re-analyze the task table if the planner's statistics no longer describe it.
+
+        True if it did. The default: nothing to do (SQLite's claims do not depend on
+        statistics; see :meth:`not_an_index_path`).
+        """
+        return False
 
     @abc.abstractmethod
     def lock_migrations(self, conn: Connection) -> None:

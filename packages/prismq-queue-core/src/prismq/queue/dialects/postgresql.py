@@ -13,10 +13,14 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Connection,
     Engine,
+    Float,
+    FromClause,
+    Integer,
     Interval,
     Select,
     String,
@@ -24,27 +28,46 @@ from sqlalchemy import (
     Update,
     bindparam,
     cast,
+    column,
     create_engine,
     func,
+    literal_column,
     text,
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as dialect_insert
 from sqlalchemy.engine import URL
 
-from prismq.queue.dialects.base import SqlDialect, UpsertInsert
-from prismq.queue.models import task_table
+from prismq.queue.dialects.base import SqlDialect, T, UpsertInsert
+from prismq.queue.dialects.pool_ping import ping_connections_idle_for
+from prismq.queue.models import UTCDateTime, task_table
 
 #: Key of the advisory lock that serialises migrators: "PrismQMg" in ASCII, a fixed signed
 #: 64-bit value so every PrismQ version and process agrees on it.
 MIGRATION_LOCK_KEY = 0x507269736D514D67
 
 
+#: CTE names, also spelled out in the statements' array reads.
+_CLAIMABLE = "claimable"
+_BATCH = "completion_batch"
+#: Pages a task table must have grown by, past twice its analyzed size, to be re-analyzed.
+_STALE_STATISTICS_MIN_PAGES = 64
+_TABLE_SIZE_VS_STATISTICS = text(
+    "SELECT relpages AS analyzed_pages,"
+    " pg_relation_size(oid) / current_setting('block_size')::bigint AS pages"
+    " FROM pg_class WHERE oid = 'task_queue'::regclass"
+)
+#: A pooled connection unused for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 class PostgreSQLDialect(SqlDialect):
     """SQL pieces for PostgreSQL 13+ (``gen_random_uuid`` is built in from 13)."""
 
     name = "postgresql"
+    autocommit_single_statements = True
 
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:
         connect_args: dict[str, Any] = {"connect_timeout": int(options.get("connect_timeout", 10))}
@@ -52,14 +75,11 @@ class PostgreSQLDialect(SqlDialect):
             # A transaction-mode pooler may hand the next statement to another server
             # connection, where a statement prepared on this one does not exist.
             connect_args["prepare_threshold"] = None
-        return create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            # A pooled connection may have been cut by a server restart or a proxy.
-            pool_pre_ping=True,
-            connect_args=connect_args,
+        engine = create_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
         )
+        ping_connections_idle_for(engine, PING_AFTER_IDLE_SECONDS)
+        return engine
 
     def now(self) -> ColumnElement[dt.datetime]:
         # The statement's start, not the transaction's (now()): a task enqueued late in a
@@ -87,6 +107,18 @@ class PostgreSQLDialect(SqlDialect):
             " IS DISTINCT FROM required.value))"
         ).bindparams(bindparam("capabilities", type_=String))  # type: ignore[return-value]
 
+    def refresh_stale_statistics(self, engine: Engine) -> bool:
+        # Judged by size, not by the statistics collector's change counters, which other
+        # backends flush up to a second late: a table that has grown well past the size
+        # its statistics were taken at (a fresh table filled by a burst) is re-analyzed,
+        # as autovacuum would within a minute or so.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            row = conn.execute(_TABLE_SIZE_VS_STATISTICS).one()
+            if row.pages < 2 * max(row.analyzed_pages, 0) + _STALE_STATISTICS_MIN_PAGES:
+                return False
+            conn.exec_driver_sql("ANALYZE task_queue")
+        return True
+
     def lock_migrations(self, conn: Connection) -> None:
         # Transaction-scoped, so it is released at commit/rollback even behind a
         # transaction-pooling proxy, and never leaks onto a pooled connection.
@@ -103,14 +135,71 @@ class PostgreSQLDialect(SqlDialect):
                 {"ids": lock_ids},
             )
 
+    def not_an_index_path(self, column: ColumnElement[T]) -> ColumnElement[T]:
+        # An expression is not the indexed column; `|| ''` leaves a text value unchanged.
+        return type_coerce(column.concat(""), column.type)
+
+    def completion_rows(self) -> FromClause:
+        rows = text(
+            "SELECT b.id, b.token, CAST(b.result AS jsonb) AS result"
+            " FROM jsonb_to_recordset(CAST(:batch AS jsonb))"
+            " AS b(id bigint, token text, result text)"
+        ).bindparams(bindparam("batch", type_=String))
+        return rows.columns(
+            column("id", BigInteger), column("token", String), column("result", JSONB)
+        ).cte(_BATCH)
+
+    def new_task_rows(self) -> FromClause:
+        rows = text(
+            "SELECT r.n, r.type, r.queue, r.priority, CAST(r.payload AS jsonb) AS payload,"
+            " CAST(r.compatibility AS jsonb) AS compatibility, r.max_attempts, r.run_after,"
+            " r.delay FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(n bigint, type text,"
+            " queue text, priority integer, payload text, compatibility text,"
+            " max_attempts integer, run_after timestamptz, delay float8)"
+        ).bindparams(bindparam("rows", type_=String))
+        return rows.columns(
+            column("n", BigInteger),
+            column("type", String),
+            column("queue", String),
+            column("priority", Integer),
+            column("payload", JSONB),
+            column("compatibility", JSONB),
+            column("max_attempts", Integer),
+            column("run_after", UTCDateTime()),
+            column("delay", Float),
+        ).subquery("new_tasks")
+
+    def run_after_text(self, moment: dt.datetime) -> str:
+        return moment.astimezone(dt.timezone.utc).isoformat()
+
+    def now_plus_seconds(self, seconds: ColumnElement[float]) -> ColumnElement[dt.datetime]:
+        return type_coerce(
+            func.statement_timestamp() + func.make_interval(0, 0, 0, 0, 0, 0, seconds),
+            UTCDateTime(),
+        )
+
+    def completion_targets(self, rows: FromClause) -> ColumnElement[bool]:
+        # As in the claim: the ids as one array (an init plan) keep the update on the
+        # primary key, whatever a generic plan guesses of the batch's size.
+        return task_table.c.id == func.any(literal_column("ARRAY(SELECT id FROM completion_batch)"))
+
     def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
         return eligible.with_for_update(skip_locked=True)
 
     def claim_statement(self, eligible: Select[Any], values: dict[str, Any]) -> Update:
-        # MATERIALIZED + join, never `id IN (subquery)`: the planner may re-run an IN
-        # subquery per row and lease more than n tasks.
-        claimed = eligible.cte("claimable").prefix_with("MATERIALIZED")
-        return update(task_table).where(task_table.c.id == claimed.c.id).values(values)
+        # MATERIALIZED, never `id IN (subquery)`: the planner may re-run an IN subquery
+        # per row and lease more than n tasks. The claimed ids are then read as one array
+        # (an init plan, run once), not joined: a prepared statement's generic plan guesses
+        # LIMIT $n at a tenth of the table and hash-joins it, scanning every row, finished
+        # ones included, on every claim; `id = ANY(array)` is always read by primary key.
+        claimed = eligible.cte(_CLAIMABLE).prefix_with("MATERIALIZED")
+        claimed_ids: ColumnElement[Any] = literal_column("ARRAY(SELECT id FROM claimable)")
+        return (
+            update(task_table)
+            .add_cte(claimed)
+            .where(task_table.c.id == func.any(claimed_ids))
+            .values(values)
+        )
 
     def upsert_insert(self, table: Table) -> UpsertInsert:
         return dialect_insert(table)

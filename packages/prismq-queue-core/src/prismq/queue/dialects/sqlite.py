@@ -22,15 +22,20 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
+    FromClause,
+    Integer,
     Select,
     Table,
     Update,
     bindparam,
+    column,
     create_engine,
     event,
     exc,
     func,
     literal,
+    literal_column,
     text,
     type_coerce,
     update,
@@ -40,7 +45,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import String
 
-from prismq.queue.dialects.base import SqlDialect, UpsertInsert
+from prismq.queue.dialects.base import SqlDialect, T, UpsertInsert
 from prismq.queue.errors import DatabaseUnavailableError
 from prismq.queue.models import UTCDateTime, task_table
 
@@ -177,6 +182,59 @@ class SQLiteDialect(SqlDialect):
     def lock_idempotency_keys(self, conn: Connection, keys: Collection[str]) -> None:
         # BEGIN IMMEDIATE already serialises every writer.
         return
+
+    def not_an_index_path(self, column: ColumnElement[T]) -> ColumnElement[T]:
+        # SQLite plans without statistics until ANALYZE: an equality on an indexed column
+        # wins even when it keeps every row and forces a sort. A unary + makes the term
+        # unusable for an index (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms).
+        table = getattr(column, "table", None)
+        name = getattr(column, "name", None)
+        if table is None or name is None:
+            return column
+        return literal_column(f"+{table.name}.{name}", column.type)
+
+    def new_task_rows(self) -> FromClause:
+        rows = text(
+            "SELECT json_extract(value, '$.n') AS n, json_extract(value, '$.type') AS type,"
+            " json_extract(value, '$.queue') AS queue,"
+            " json_extract(value, '$.priority') AS priority,"
+            " json_extract(value, '$.payload') AS payload,"
+            " json_extract(value, '$.compatibility') AS compatibility,"
+            " json_extract(value, '$.max_attempts') AS max_attempts,"
+            " json_extract(value, '$.run_after') AS run_after,"
+            " json_extract(value, '$.delay') AS delay FROM json_each(:rows)"
+        ).bindparams(bindparam("rows", type_=String))
+        # JSON and time columns hold text on SQLite: the values go in as they are.
+        return rows.columns(
+            column("n", Integer),
+            column("type", String),
+            column("queue", String),
+            column("priority", Integer),
+            column("payload", String),
+            column("compatibility", String),
+            column("max_attempts", Integer),
+            column("run_after", String),
+            column("delay", Float),
+        ).subquery("new_tasks")
+
+    def run_after_text(self, moment: dt.datetime) -> str:
+        # The fixed-width text UTCDateTime stores, so it compares in order with the rest.
+        return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def now_plus_seconds(self, seconds: ColumnElement[float]) -> ColumnElement[dt.datetime]:
+        modifier = func.printf("%+.6f seconds", seconds, type_=String)
+        stamp = func.strftime(_NOW_FORMAT, "now", modifier, type_=String).concat(literal("000"))
+        return type_coerce(stamp, UTCDateTime())
+
+    def completion_rows(self) -> FromClause:
+        # JSON columns hold JSON text on SQLite: the encoded result is stored as it is.
+        rows = text(
+            "SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token,"
+            " json_extract(value, '$.result') AS result FROM json_each(:batch)"
+        ).bindparams(bindparam("batch", type_=String))
+        return rows.columns(
+            column("id", Integer), column("token", String), column("result", String)
+        ).subquery("batch")
 
     def lock_for_claim(self, eligible: Select[Any]) -> Select[Any]:
         # BEGIN IMMEDIATE already holds the database's single write lock.
