@@ -1,47 +1,32 @@
 """Fixtures shared by the cross-package integration tests.
 
-``database_url`` is parametrised over SQLite and PostgreSQL. The PostgreSQL case gets a
-database of its own, created on the server named by ``PRISMQ_TEST_POSTGRES_URL`` and
-dropped afterwards. If that server does not answer, the case fails when
-``PRISMQ_TEST_REQUIRE_POSTGRES`` or ``CI`` is set, and is skipped with the reason otherwise.
+``database_url`` is parametrised over SQLite and PostgreSQL (see :mod:`databases`): the
+PostgreSQL case gets a database of its own, created on the server named by
+``PRISMQ_TEST_POSTGRES_URL`` and dropped afterwards. If that server does not answer, the
+case fails when ``PRISMQ_TEST_REQUIRE_POSTGRES`` or ``CI`` is set, and is skipped with the
+reason otherwise.
+
+``checked`` records what a test verified (its counts); the lines are printed in a summary
+section at the end of the run, whether or not pytest captures output.
+
+``installed`` finds the API and worker environments built from the wheels (``nox -s
+integration`` builds them and names their ``bin/`` directories in ``PRISMQ_IT_API_BIN``
+and ``PRISMQ_IT_WORKER_BIN``); ``previous_core`` builds the core as last released.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from databases import BACKENDS, fresh_database
+from environments import InstalledCommands, PreviousCore, build_previous_core, find_installed
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in {"", "0", "false", "no", "off"}
-
-
-def postgres_required() -> bool:
-    return _truthy(os.environ.get("PRISMQ_TEST_REQUIRE_POSTGRES")) or _truthy(os.environ.get("CI"))
-
-
-def postgres_base_url() -> str:
-    return os.environ.get("PRISMQ_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-
-
-def _libpq_url(sqlalchemy_url: str) -> str:
-    return (
-        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -49,27 +34,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty database of the ``backend``, thrown away after the test."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'prismq.db'}"
-        return
-
-    base = postgres_base_url()
-    try:
-        admin = psycopg.connect(_libpq_url(base), autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL is not reachable at {make_url(base)!s}: {exc}"
-        if postgres_required():
-            pytest.fail(f"{message}; CI must run the PostgreSQL tests")
-        pytest.skip(message)
-    name = f"prismq_it_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield make_url(base).set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_database(backend, tmp_path) as url:
+        yield url
 
 
 def _console_script(name: str) -> str:
@@ -86,3 +52,44 @@ def _console_script(name: str) -> str:
 def prismq_cli() -> str:
     """Path of the installed ``prismq`` command of prismq-queue-core."""
     return _console_script("prismq")
+
+
+@pytest.fixture(scope="session")
+def installed() -> InstalledCommands:
+    """The ``bin/`` directories of the API and worker environments built from the wheels."""
+    return find_installed()
+
+
+@pytest.fixture(scope="session")
+def previous_core(tmp_path_factory: pytest.TempPathFactory) -> PreviousCore:
+    """An environment holding the core as last released, built from the git history."""
+    return build_previous_core(tmp_path_factory.mktemp("previous-core"))
+
+
+_CHECKED = "checked"
+
+
+@pytest.fixture
+def checked(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record one line saying what this test verified, for the end-of-run summary."""
+
+    def record(line: str) -> None:
+        request.node.user_properties.append((_CHECKED, line))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the lines the tests recorded with ``checked``, test by test."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for name, value in report.user_properties
+        if name == _CHECKED
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "what the integration tests checked")
+        for line in lines:
+            terminalreporter.write_line(line)
