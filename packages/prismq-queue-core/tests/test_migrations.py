@@ -11,6 +11,8 @@ import multiprocessing
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine.interfaces import ReflectedIndex
 
-from prismq.queue import migrate
+from prismq.queue import migrate, schema_check
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import DatabaseError, SchemaNotMigratedError
 from prismq.queue.models import Base
@@ -466,3 +468,21 @@ def test_upgrade_is_serialised_by_the_backends_migration_lock(empty_db: QueueDat
         "sqlite": _sqlite_upgrade_needs_the_write_lock,
     }
     checks[empty_db.dialect_name](empty_db)
+
+
+def test_the_shipped_revision_list_is_alembics() -> None:
+    # schema_check answers without Alembic from its own list; it must be Alembic's.
+    walked = [script.revision for script in migrate._script_directory().walk_revisions()]
+    assert tuple(reversed(walked)) == schema_check.SHIPPED_REVISIONS
+    assert migrate.head_revision() == schema_check.HEAD_REVISION
+
+
+def test_checking_the_schema_does_not_import_alembic() -> None:
+    probe = (
+        "import sys, prismq.queue.schema_check;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

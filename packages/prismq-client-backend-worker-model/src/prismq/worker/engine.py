@@ -31,7 +31,7 @@ from prismq.queue import (
     refresh_stale_statistics,
     register_worker,
 )
-from prismq.queue.migrate import check
+from prismq.queue.schema_check import check
 from prismq.worker.completion_batcher import CompletionBatcher
 from prismq.worker.config import WorkerConfig
 from prismq.worker.context import TaskContext

@@ -10,6 +10,9 @@ needs neither an ``alembic.ini`` nor a particular working directory::
         migrate.upgrade(db)   # safe to run from several processes at once
         migrate.check(db)     # what a service calls at start-up instead
 
+:func:`check` and :func:`current_revision` live in :mod:`prismq.queue.schema_check`, which
+services import to check the schema without loading Alembic.
+
 Concurrency: all revisions of one :func:`upgrade` or :func:`downgrade` run in a single
 transaction that first takes a database-wide lock (SQLite: ``BEGIN IMMEDIATE``, the write
 lock; PostgreSQL: a transaction-scoped advisory lock, which also works behind PgBouncer in
@@ -27,15 +30,21 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData, Table
 
-from prismq.queue.__about__ import __version__
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects.postgresql import MIGRATION_LOCK_KEY
 from prismq.queue.errors import MigrationError, SchemaNotMigratedError
+from prismq.queue.schema_check import (
+    VERSION_TABLE,
+    check,
+    current_revision,
+    read_revision,
+    unknown_revision_message,
+    upgrade_command,
+)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -53,10 +62,6 @@ __all__ = [
 
 #: The Alembic script directory inside the installed package.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-#: Table recording the schema revision. Not Alembic's default ``alembic_version``: the
-#: PrismQ tables may share a database with an application that runs its own Alembic.
-VERSION_TABLE = "prismq_alembic_version"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -93,85 +98,14 @@ def _known_revisions() -> frozenset[str]:
     return frozenset(script.revision for script in _script_directory().walk_revisions())
 
 
-def current_revision(db: QueueDatabase) -> str | None:
-    """The schema revision ``db`` is at, or ``None`` when it has no PrismQ schema.
-
-    Raises :class:`~prismq.queue.errors.DatabaseUnavailableError` when the database cannot
-    be reached.
-    """
-    if _is_missing_sqlite_file(db):
-        # Connecting would create an empty file: a typo in a path would leave litter behind.
-        return None
-    with db.read() as conn:
-        return _current_revision(conn, db)
-
-
-def _is_missing_sqlite_file(db: QueueDatabase) -> bool:
-    database = db.url.database
-    if db.dialect_name != "sqlite" or not database or db.url.query.get("uri"):
-        return False
-    return not Path(database).expanduser().exists()
-
-
-def _current_revision(conn: Connection, db: QueueDatabase) -> str | None:
-    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    heads = context.get_current_heads()
-    if len(heads) > 1:
-        raise SchemaNotMigratedError(
-            f"{db.display_url} records several PrismQ schema revisions ({', '.join(heads)});"
-            " it was changed by hand or by a tool other than `prismq db`"
-        )
-    return heads[0] if heads else None
-
-
-def upgrade_command(display_url: str) -> str:
-    """The shell command that migrates the database at ``display_url`` to head."""
-    # Always single-quoted, so the command can be pasted as is; a quote inside the URL
-    # is closed, escaped and reopened the POSIX shell way.
-    quoted = "'" + display_url.replace("'", "'\"'\"'") + "'"
-    return f"prismq db upgrade --database-url {quoted}"
-
-
-def _unknown_revision_message(db: QueueDatabase, current: str) -> str:
-    return (
-        f"{db.display_url} is at PrismQ schema revision {current!r}, which"
-        f" prismq-queue-core {__version__} does not know: the code is older than the"
-        f" database. Install the prismq-queue-core release that migrated it, or a newer"
-        f" one (this release expects revision {head_revision()!r})."
-    )
-
-
-def check(db: QueueDatabase) -> None:
-    """Raise :class:`SchemaNotMigratedError` unless ``db`` is at :func:`head_revision`.
-
-    The message names the current and the expected revision and the command that fixes
-    it. Services call this at start-up rather than migrating implicitly.
-    """
-    expected = head_revision()
-    current = current_revision(db)
-    if current == expected:
-        return
-    if current is None:
-        raise SchemaNotMigratedError(
-            f"{db.display_url} has no PrismQ schema (expected revision {expected!r});"
-            f" run: {upgrade_command(db.display_url)}"
-        )
-    if current not in _known_revisions():
-        raise SchemaNotMigratedError(_unknown_revision_message(db, current))
-    raise SchemaNotMigratedError(
-        f"{db.display_url} is at PrismQ schema revision {current!r}, this code expects"
-        f" {expected!r}; run: {upgrade_command(db.display_url)}"
-    )
-
-
 @contextlib.contextmanager
 def _migration_transaction(db: QueueDatabase) -> Iterator[Connection]:
     """One transaction holding the database-wide migration lock until it ends."""
     with db.write() as conn:
         db.dialect.lock_migrations(conn)
-        current = _current_revision(conn, db)
+        current = read_revision(conn, db)
         if current is not None and current not in _known_revisions():
-            raise SchemaNotMigratedError(_unknown_revision_message(db, current))
+            raise SchemaNotMigratedError(unknown_revision_message(db, current))
         yield conn
 
 
@@ -201,6 +135,6 @@ def downgrade(db: QueueDatabase, revision: str) -> None:
     """
     with _migration_transaction(db) as conn:
         _run(command.downgrade, conn, revision)
-        if _current_revision(conn, db) is None:
+        if read_revision(conn, db) is None:
             # At base nothing of PrismQ is left, not even the (now empty) version table.
             Table(VERSION_TABLE, MetaData()).drop(conn, checkfirst=True)
