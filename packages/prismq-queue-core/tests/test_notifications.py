@@ -60,6 +60,35 @@ def test_wait_times_out_quietly_when_nothing_happens(listener: TaskListener) -> 
     assert time.monotonic() - started >= 0.29
 
 
+def test_an_interrupt_ends_a_wait_at_once(listener: TaskListener) -> None:
+    thread = after(0.1, listener.interrupt)
+    started = time.monotonic()
+    assert listener.wait(WAIT_SECONDS) is False  # not a hint: nothing was enqueued
+    thread.join()
+    assert time.monotonic() - started < WAIT_SECONDS / 2
+
+
+def test_an_interrupt_before_the_wait_is_not_lost(listener: TaskListener) -> None:
+    listener.interrupt()
+    started = time.monotonic()
+    assert listener.wait(WAIT_SECONDS) is False
+    assert time.monotonic() - started < WAIT_SECONDS / 2
+    # Used up: the next wait waits again.
+    assert listener.wait(0.2) is False
+    assert time.monotonic() - started >= 0.19
+
+
+def test_an_interrupted_listener_still_hears_a_later_enqueue(
+    db: QueueDatabase, listener: TaskListener
+) -> None:
+    listener.interrupt()
+    assert listener.wait(WAIT_SECONDS) is False
+    thread = after(0.1, lambda: enqueue(db, "t"))
+    elapsed = wait_for_wake(listener)
+    thread.join()
+    assert elapsed < WAIT_SECONDS / 2
+
+
 def test_an_enqueue_wakes_a_waiting_listener(db: QueueDatabase, listener: TaskListener) -> None:
     thread = after(0.1, lambda: enqueue(db, "t"))
     elapsed = wait_for_wake(listener)

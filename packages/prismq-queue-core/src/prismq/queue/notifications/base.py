@@ -18,6 +18,14 @@ class TaskListener(abc.ABC):
         """
 
     @abc.abstractmethod
+    def interrupt(self) -> None:
+        """Make the wait in progress, or the next one, return False at once.
+
+        Safe from another thread and from a signal handler: it only sets a flag or writes a
+        byte. It lets a waiter sleep for long stretches and still stop promptly.
+        """
+
+    @abc.abstractmethod
     def wait(self, timeout_seconds: float) -> bool:
         """Block up to ``timeout_seconds``; True if woken by a hint, False on timeout."""
 

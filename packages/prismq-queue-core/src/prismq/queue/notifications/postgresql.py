@@ -9,7 +9,10 @@ and, meanwhile, simply times out: callers poll anyway.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import time
 from collections.abc import Collection
 from typing import Any
@@ -41,6 +44,11 @@ class PostgreSQLTaskListener(TaskListener):
         self._queues = frozenset(queues) if queues is not None else None
         self._connect_timeout = connect_timeout_seconds
         self._connection: Any = None
+        # A byte written here ends a wait in select at once (see interrupt).
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._pipe_open = True
 
     def start(self) -> None:
         import psycopg  # noqa: PLC0415 - an optional dependency, needed only here
@@ -53,7 +61,12 @@ class PostgreSQLTaskListener(TaskListener):
                 self._display,
                 error,
             )
-            self.close()
+            self._drop_connection()
+
+    def interrupt(self) -> None:
+        if self._pipe_open:
+            with contextlib.suppress(OSError):  # full: already interrupted
+                os.write(self._wake_write, b"!")
 
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
@@ -62,23 +75,46 @@ class PostgreSQLTaskListener(TaskListener):
         try:
             connection = self._connect()
             while True:
+                # What has arrived, without blocking; then sleep on the socket itself.
+                # (psycopg's notifies(timeout=...) wakes up in short steps while it waits:
+                # a few per cent of a core for an idle worker.)
+                for notify in connection.notifies(timeout=0):
+                    if self._queues is None or notify.payload in self._queues:
+                        return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                for notify in connection.notifies(timeout=remaining, stop_after=1):
-                    if self._queues is None or notify.payload in self._queues:
-                        return True
+                watched = [connection.fileno(), self._wake_read]
+                readable, _, _ = select.select(watched, [], [], remaining)
+                if not readable:
+                    return False
+                if self._wake_read in readable:
+                    self._drain_wake_pipe()
+                    return False
         except psycopg.Error as error:
             logger.warning(
                 "LISTEN connection to %s failed (%s); falling back to polling",
                 self._display,
                 error,
             )
-            self.close()
+            self._drop_connection()
             time.sleep(max(deadline - time.monotonic(), 0.0))
             return False
 
+    def _drain_wake_pipe(self) -> None:
+        with contextlib.suppress(OSError):  # BlockingIOError once empty
+            while os.read(self._wake_read, 64):
+                pass
+
     def close(self) -> None:
+        self._drop_connection()
+        if self._pipe_open:
+            # Once only: a second os.close could close a descriptor reused by then.
+            self._pipe_open = False
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+    def _drop_connection(self) -> None:
         if self._connection is not None:
             try:
                 self._connection.close()

@@ -37,6 +37,7 @@ class SQLiteTaskListener(TaskListener):
         self._max_interval = max(max_poll_seconds, self._min_interval)
         self._connection: sqlite3.Connection | None = None
         self._seen_version: int | None = None
+        self._interrupted = False
 
     def start(self) -> None:
         try:
@@ -44,12 +45,18 @@ class SQLiteTaskListener(TaskListener):
         except sqlite3.Error:
             self.close()  # the first wait tries again
 
+    def interrupt(self) -> None:
+        self._interrupted = True
+
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         if self._seen_version is None:
             self._seen_version = self._data_version()
         interval = self._min_interval
         while True:
+            if self._interrupted:
+                self._interrupted = False
+                return False
             version = self._data_version()
             if version != self._seen_version:
                 self._seen_version = version
