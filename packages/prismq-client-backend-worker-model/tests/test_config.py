@@ -77,7 +77,7 @@ def test_defaults() -> None:
     assert config.scheduling_strategy is SchedulingStrategy.PRIORITY
     assert config.concurrency == 4
     assert config.lease_seconds == 30.0
-    assert config.poll_interval_seconds == 1.0
+    assert config.poll_interval_seconds == 5.0
     assert config.heartbeat_interval_seconds == 10.0
     assert config.reclaim_interval_seconds == 10.0
     assert config.shutdown_grace_seconds == 30.0
@@ -546,7 +546,7 @@ def test_file_overrides_defaults(layered_file: Path) -> None:
     config = WorkerConfig.load(layered_file, environ={})
 
     assert (config.worker_id, config.concurrency, config.lease_seconds) == ("from-file", 2, 60)
-    assert config.poll_interval_seconds == 1.0
+    assert config.poll_interval_seconds == 5.0
 
 
 def test_env_overrides_file(layered_file: Path) -> None:

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--concurrency", type=int, help="handlers run at the same time (default: 4)")
     add("--lease-seconds", type=float, help="lease of a claimed task (default: 30)")
-    add("--poll-interval", type=float, help="longest idle wait between claims (default: 1)")
+    add("--poll-interval", type=float, help="longest idle wait between claims (default: 5)")
     add("--heartbeat-interval", type=float, help="lease renewal period (default: lease/3)")
     add("--reclaim-interval", type=float, help="expired-lease reclaim period (default: heartbeat)")
     add("--shutdown-grace", type=float, help="seconds handlers may finish after SIGTERM (30)")

@@ -124,7 +124,10 @@ class WorkerConfig(BaseModel):
         description="How long a claimed task stays leased without a renewal.",
     )
     poll_interval_seconds: float = Field(
-        default=1.0,
+        # A safety net: the database's wake-up hint and the next delayed task's due time
+        # end an idle wait sooner. Each look costs a cold start of the worker's whole
+        # working set, so an idle worker looks rarely (a look each second was 3 % of a core).
+        default=5.0,
         gt=0,
         allow_inf_nan=False,
         description="The longest an idle worker waits before looking for tasks again.",

@@ -164,6 +164,7 @@ class WorkerEngine:
         self._stop_requested = True
         self._wakeup.set()
         self._running.wake_waiters()
+        self._interrupt_idle_wait()
         if not self._loop_active:
             self._shutdown()
 
@@ -251,7 +252,14 @@ class WorkerEngine:
         if self._stop_requested:
             return False
         self._stop_requested = True
+        self._interrupt_idle_wait()
         return True
+
+    def _interrupt_idle_wait(self) -> None:
+        # A flag or a byte on a pipe: safe in a signal handler.
+        idle_wait = self._idle_wait
+        if idle_wait is not None:
+            idle_wait.interrupt()
 
     def _shutdown(self) -> None:
         with self._state_lock:

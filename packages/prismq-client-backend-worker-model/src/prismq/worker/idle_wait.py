@@ -18,7 +18,9 @@ from prismq.queue.notifications import open_task_listener
 from prismq.worker.config import WorkerConfig
 from prismq.worker.events import describe_error, log_event
 from prismq.worker.registry import TaskHandlerRegistry
-from prismq.worker.running import WAIT_SLICE_SECONDS
+
+#: Longest single wait on the listener between two looks at the stop flag.
+IDLE_SLICE_SECONDS = 5.0
 
 
 class IdleWait:
@@ -41,9 +43,15 @@ class IdleWait:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            # Short slices, so a stop request (a flag) is seen promptly.
-            if self._listener.wait(min(remaining, WAIT_SLICE_SECONDS)):
+            # A stop interrupts the listener (see interrupt); the slices only bound how
+            # long a stop flag set without one could go unseen. Every wake-up of an idle
+            # worker costs CPU, so they are long.
+            if self._listener.wait(min(remaining, IDLE_SLICE_SECONDS)):
                 return
+
+    def interrupt(self) -> None:
+        """End a wait in progress (or the next one) now; safe from a signal handler."""
+        self._listener.interrupt()
 
     def close(self) -> None:
         """Release the listener's connection."""
