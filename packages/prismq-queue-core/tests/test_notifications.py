@@ -89,6 +89,16 @@ def test_an_interrupted_listener_still_hears_a_later_enqueue(
     assert elapsed < WAIT_SECONDS / 2
 
 
+def test_a_listener_quiet_for_a_while_still_hears_an_enqueue(
+    db: QueueDatabase, listener: TaskListener
+) -> None:
+    # Past a quiet second the SQLite listener checks less often; it must still hear.
+    thread = after(1.5, lambda: enqueue(db, "t"))
+    elapsed = wait_for_wake(listener)
+    thread.join()
+    assert 1.4 <= elapsed < WAIT_SECONDS / 2
+
+
 def test_an_enqueue_wakes_a_waiting_listener(db: QueueDatabase, listener: TaskListener) -> None:
     thread = after(0.1, lambda: enqueue(db, "t"))
     elapsed = wait_for_wake(listener)
