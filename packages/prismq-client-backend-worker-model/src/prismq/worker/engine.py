@@ -257,8 +257,7 @@ class WorkerEngine:
 
     def _interrupt_idle_wait(self) -> None:
         # A flag or a byte on a pipe: safe in a signal handler.
-        idle_wait = self._idle_wait
-        if idle_wait is not None:
+        if (idle_wait := self._idle_wait) is not None:
             idle_wait.interrupt()
 
     def _shutdown(self) -> None:
