@@ -22,7 +22,7 @@ from prismq.queue.fencing import HELD_BY, held_params, lease_error, run_fenced
 from prismq.queue.models import task_table
 from prismq.queue.records import Completion, CompletionReport
 from prismq.queue.status import TaskStatus
-from prismq.queue.validation import check_json_value, printable_text
+from prismq.queue.validation import check_json_value, json_text, printable_text
 
 _t = task_table.c
 #: Longest error message stored; the rest is cut (tracebacks can be huge).
@@ -104,12 +104,11 @@ def complete_many(db: QueueDatabase, completions: Sequence[Completion]) -> Compl
     for index, completion in enumerate(completions):
         if not isinstance(completion, Completion):
             raise InvalidTaskError(f"completions[{index}]", "must be a Completion")
-        check_json_value(f"completions[{index}].result", completion.result)
         rows.append(
             {
                 "id": completion.task_id,
                 "token": completion.lease_token,
-                "result": json.dumps(completion.result),
+                "result": json_text(f"completions[{index}].result", completion.result),
             }
         )
     if not rows:

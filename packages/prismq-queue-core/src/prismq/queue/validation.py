@@ -107,8 +107,17 @@ def check_json_object(field: str, value: object) -> dict[str, Any]:
 
 def check_json_value(field: str, value: object) -> Any:
     """Any value that serialises to JSON without loss (no NaN, no non-string keys)."""
+    json_text(field, value)
+    return value
+
+
+def json_text(field: str, value: object) -> str:
+    """``value`` encoded as JSON text, once it passed the checks of :func:`check_json_value`.
+
+    For callers that send the text on: the check and the encoding are one ``json.dumps``.
+    """
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(field, f"is not JSON-serialisable: {error}") from None
     if isinstance(value, Mapping) and not all(isinstance(k, str) for k in value):
@@ -116,7 +125,7 @@ def check_json_value(field: str, value: object) -> Any:
     if _holds_nul(value):
         # PostgreSQL's jsonb cannot hold \u0000; refuse it on every backend alike.
         raise InvalidPayloadError(field, "must not contain the NUL character (\\u0000)")
-    return value
+    return text
 
 
 def _holds_nul(value: object) -> bool:
