@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import functools
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.results import Measurement, percentiles_ms
+from benchmarks.results import Measurement, batch_sizes, timed_steps
 from benchmarks.task_types import NOOP
 from prismq.queue import NewTask, QueueDatabase, enqueue, enqueue_many, queue_depth
 
@@ -14,33 +14,25 @@ def enqueue_single(url: str, tasks: int, *, sqlite_synchronous: str) -> Measurem
     """``tasks`` calls of ``enqueue``, each one committed transaction; p50/p99 of one call."""
     with QueueDatabase(url, sqlite_synchronous=sqlite_synchronous) as db:
         enqueue(db, NOOP)  # opens the connection: not part of any timed call
-        durations = []
-        started = time.perf_counter()
-        for _ in range(tasks):
-            before = time.perf_counter()
-            enqueue(db, NOOP)
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+        measured = timed_steps(tasks, (lambda: enqueue(db, NOOP) for _ in range(tasks)))
         _require_queued(db, tasks + 1)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
 
 
 def enqueue_batch(url: str, tasks: int, *, batch_size: int, sqlite_synchronous: str) -> Measurement:
     """``tasks`` tasks through ``enqueue_many`` in calls of ``batch_size``, building included."""
     with QueueDatabase(url, sqlite_synchronous=sqlite_synchronous) as db:
         enqueue(db, NOOP)  # opens the connection
-        durations = []
-        started = time.perf_counter()
-        for first in range(0, tasks, batch_size):
-            before = time.perf_counter()
-            batch = [NewTask(type=NOOP) for _ in range(min(batch_size, tasks - first))]
-            enqueue_many(db, batch)
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+
+        def enqueue_batch_of(size: int) -> None:
+            enqueue_many(db, [NewTask(type=NOOP) for _ in range(size)])
+
+        steps = (
+            functools.partial(enqueue_batch_of, size) for size in batch_sizes(tasks, batch_size)
+        )
+        measured = timed_steps(tasks, steps)
         _require_queued(db, tasks + 1)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
 
 
 def fill_queue(db: QueueDatabase, tasks: int, *, task_type: str = NOOP) -> None:

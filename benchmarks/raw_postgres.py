@@ -7,13 +7,14 @@ committed on the same server): one INSERT per transaction; COPY in batches; clai
 
 from __future__ import annotations
 
+import functools
 import time
 
 import psycopg
 
 from benchmarks.durability import postgres_durability
 from benchmarks.errors import BenchmarkError
-from benchmarks.results import Measurement, percentiles_ms
+from benchmarks.results import Measurement, batch_sizes, timed_steps
 from benchmarks.scratch import connect_postgres
 
 CLAIM_BATCH = 100
@@ -48,16 +49,11 @@ def _connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
 def enqueue_single(url: str, tasks: int) -> Measurement:
     """One INSERT, one commit (autocommit), per task."""
     with _connect(url) as conn:
-        durations = []
-        started = time.perf_counter()
-        for _ in range(tasks):
-            before = time.perf_counter()
-            conn.execute(_INSERT)
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+        measured = timed_steps(
+            tasks, (functools.partial(conn.execute, _INSERT) for _ in range(tasks))
+        )
         _require_count(conn, 0, tasks)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
 
 
 def _copy_rows(conn: psycopg.Connection[tuple[object, ...]], rows: int) -> None:
@@ -69,16 +65,12 @@ def _copy_rows(conn: psycopg.Connection[tuple[object, ...]], rows: int) -> None:
 def enqueue_batch(url: str, tasks: int, *, batch_size: int) -> Measurement:
     """COPY in batches of ``batch_size``, each committed."""
     with _connect(url) as conn:
-        durations = []
-        started = time.perf_counter()
-        for first in range(0, tasks, batch_size):
-            before = time.perf_counter()
-            _copy_rows(conn, min(batch_size, tasks - first))
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+        steps = (
+            functools.partial(_copy_rows, conn, size) for size in batch_sizes(tasks, batch_size)
+        )
+        measured = timed_steps(tasks, steps)
         _require_count(conn, 0, tasks)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
 
 
 def drain(url: str, tasks: int) -> Measurement:

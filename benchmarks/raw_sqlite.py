@@ -8,6 +8,7 @@ LIMIT 100) RETURNING``), each batch then completed in one UPDATE.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from sqlalchemy import make_url
 
 from benchmarks.durability import sqlite_durability
 from benchmarks.errors import BenchmarkError
-from benchmarks.results import Measurement, percentiles_ms
+from benchmarks.results import Measurement, batch_sizes, timed_steps
 
 CLAIM_BATCH = 100
 
@@ -73,17 +74,14 @@ def durability(url: str, synchronous: str) -> str:
 def enqueue_single(url: str, tasks: int, *, synchronous: str) -> Measurement:
     """One INSERT, one committed transaction, per task."""
     with _connection(url, synchronous) as conn:
-        durations = []
-        started = time.perf_counter()
-        for _ in range(tasks):
-            before = time.perf_counter()
-            with _write(conn):
-                conn.execute(_INSERT)
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+        measured = timed_steps(tasks, (functools.partial(_insert_one, conn) for _ in range(tasks)))
         _require_count(conn, 0, tasks)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
+
+
+def _insert_one(conn: sqlite3.Connection) -> None:
+    with _write(conn):
+        conn.execute(_INSERT)
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: int) -> None:
@@ -96,16 +94,12 @@ def _insert_rows(conn: sqlite3.Connection, rows: int) -> None:
 def enqueue_batch(url: str, tasks: int, *, batch_size: int, synchronous: str) -> Measurement:
     """``executemany`` of ``batch_size`` rows per committed transaction."""
     with _connection(url, synchronous) as conn:
-        durations = []
-        started = time.perf_counter()
-        for first in range(0, tasks, batch_size):
-            before = time.perf_counter()
-            _insert_rows(conn, min(batch_size, tasks - first))
-            durations.append(time.perf_counter() - before)
-        seconds = time.perf_counter() - started
+        steps = (
+            functools.partial(_insert_rows, conn, size) for size in batch_sizes(tasks, batch_size)
+        )
+        measured = timed_steps(tasks, steps)
         _require_count(conn, 0, tasks)
-    p50, p99 = percentiles_ms(durations)
-    return Measurement(jobs=tasks, seconds=seconds, p50_ms=p50, p99_ms=p99)
+    return measured
 
 
 def drain(url: str, tasks: int, *, synchronous: str) -> Measurement:

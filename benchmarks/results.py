@@ -6,7 +6,8 @@ import dataclasses
 import json
 import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,6 +47,24 @@ class Measurement:
 def progress(message: str) -> None:
     """A progress line on stderr (stdout carries only the JSON lines)."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def timed_steps(jobs: int, steps: Iterable[Callable[[], object]]) -> Measurement:
+    """Run each step in turn: ``jobs`` over the total time, and p50/p99 of one step."""
+    durations = []
+    started = time.perf_counter()
+    for step in steps:
+        before = time.perf_counter()
+        step()
+        durations.append(time.perf_counter() - before)
+    seconds = time.perf_counter() - started
+    p50, p99 = percentiles_ms(durations)
+    return Measurement(jobs=jobs, seconds=seconds, p50_ms=p50, p99_ms=p99)
+
+
+def batch_sizes(total: int, batch_size: int) -> list[int]:
+    """``total`` split into batches of ``batch_size`` (the last one may be smaller)."""
+    return [min(batch_size, total - first) for first in range(0, total, batch_size)]
 
 
 def percentiles_ms(samples_seconds: Sequence[float]) -> tuple[float, float]:
