@@ -23,6 +23,7 @@ from sqlalchemy import (
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
 from prismq.queue.errors import InvalidTaskError
+from prismq.queue.json_columns import as_text, decode_object
 from prismq.queue.models import task_table
 from prismq.queue.records import ClaimedTask
 from prismq.queue.status import TaskStatus
@@ -41,8 +42,8 @@ _RETURNED = (
     _t.type,
     _t.queue,
     _t.priority,
-    _t.payload,
-    _t.compatibility,
+    as_text(_t.payload).label("payload"),
+    as_text(_t.compatibility).label("compatibility"),
     _t.attempts,
     _t.max_attempts,
     _t.lease_token,
@@ -107,8 +108,8 @@ def claim_tasks(
             type=row.type,
             queue=row.queue,
             priority=row.priority,
-            payload=row.payload,
-            compatibility=row.compatibility,
+            payload=decode_object(row.payload),
+            compatibility=decode_object(row.compatibility),
             attempt=row.attempts,
             max_attempts=row.max_attempts,
             lease_token=row.lease_token,

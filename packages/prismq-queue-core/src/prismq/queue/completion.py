@@ -29,6 +29,8 @@ _t = task_table.c
 MAX_ERROR_LENGTH = 10_000
 
 _LEASE_CLEARED = {"lease_token": None, "lease_until_utc": None}
+#: A status as read back, without the Enum call's lookup machinery (once per task).
+_STATUS_OF = {status.value: status for status in TaskStatus}
 
 
 @functools.cache
@@ -104,20 +106,19 @@ def complete_many(db: QueueDatabase, completions: Sequence[Completion]) -> Compl
     for index, completion in enumerate(completions):
         if not isinstance(completion, Completion):
             raise InvalidTaskError(f"completions[{index}]", "must be a Completion")
-        rows.append(
-            {
-                "id": completion.task_id,
-                "token": completion.lease_token,
-                "result": json_text(f"completions[{index}].result", completion.result),
-            }
-        )
+        try:
+            result = json_text("result", completion.result)
+        except InvalidTaskError as error:
+            # The field's name is built only when it is needed: this loop is per task.
+            raise type(error)(f"completions[{index}].result", error.message) from None
+        rows.append({"id": completion.task_id, "token": completion.lease_token, "result": result})
     if not rows:
         return CompletionReport(finished={}, lost=frozenset())
     with db.write_statement() as conn:
         updated = conn.execute(
             _complete_batch_statement(db.dialect), {"batch": json.dumps(rows)}
         ).all()
-    finished = {task_id: TaskStatus(status) for task_id, status in updated}
+    finished = {task_id: _STATUS_OF[status] for task_id, status in updated}
     lost = {completion.task_id for completion in completions} - finished.keys()
     return CompletionReport(finished=finished, lost=frozenset(lost))
 
