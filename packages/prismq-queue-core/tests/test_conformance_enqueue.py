@@ -540,3 +540,38 @@ def test_a_batch_keeps_its_order_and_its_times(db: QueueDatabase) -> None:
     assert stored[20].run_after_utc - before >= dt.timedelta(seconds=3600) - CLOCK_TOLERANCE
     assert abs(stored[0].run_after_utc - stored[0].created_at_utc) <= CLOCK_TOLERANCE
     assert len({task.created_at_utc for task in stored}) == 1  # one clock reading per batch
+
+
+_AWKWARD_PAYLOADS: list[dict[str, Any]] = [
+    {},
+    {"nested": {"deeper": {"list": [1, 2.5, None, "x", [], {}]}}},
+    {"text": 'quotes " and \\ backslashes, tab\t, newline\n, unicode é ✓ 😀'},
+    {"spelled_out_nul": "\\u0000 is six characters here, not NUL"},
+    {"big": 2**62, "negative": -(2**53) - 1, "float": 0.1, "small": 1.5e-7, "tiny": 5e-324},
+    {"flags": [True, False, None], "empty_text": "", "zero": 0},
+]
+
+
+@pytest.mark.parametrize("path", ["enqueue", "enqueue_many"])
+def test_payloads_come_back_as_they_went_in(db: QueueDatabase, path: str) -> None:
+    # Both enqueue paths encode the payload their own way (a bound value, an element of a
+    # batch document); the stored task and the claimed one must both read as sent.
+    compatibility = {"gpu": True, "region": "eu-west", "memory_gb": 16, "ratio": 0.5}
+    if path == "enqueue":
+        ids = [
+            enqueue(db, "awkward", payload, compatibility=compatibility).task_id
+            for payload in _AWKWARD_PAYLOADS
+        ]
+    else:
+        tasks = [
+            NewTask(type="awkward", payload=payload, compatibility=compatibility)
+            for payload in _AWKWARD_PAYLOADS
+        ]
+        ids = enqueue_many(db, tasks)
+    assert [get_task(db, task_id).payload for task_id in ids] == _AWKWARD_PAYLOADS
+    assert all(get_task(db, task_id).compatibility == compatibility for task_id in ids)
+    claimed = claim_tasks(
+        db, "w-test", len(ids), strategy="FIFO", capabilities=compatibility
+    )
+    assert [task.payload for task in claimed] == _AWKWARD_PAYLOADS
+    assert all(task.compatibility == compatibility for task in claimed)

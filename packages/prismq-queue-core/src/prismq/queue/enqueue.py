@@ -260,8 +260,9 @@ def _insert_batch(db: QueueDatabase, conn: Connection, tasks: Sequence[NewTask])
             "type": task.type,
             "queue": task.queue,
             "priority": task.priority,
-            "payload": json.dumps(task.payload),
-            "compatibility": json.dumps(task.compatibility),
+            # Objects, not JSON text: encoded once with the batch, not escaped inside it.
+            "payload": task.payload,
+            "compatibility": task.compatibility,
             "max_attempts": task.max_attempts,
             "run_after": None
             if task.run_after_utc is None

@@ -110,7 +110,7 @@ class SqlDialect(abc.ABC):
         """The tasks of a bulk enqueue bound as one JSON text parameter ``rows``.
 
         ``rows`` is a JSON array of objects with ``n`` (the task's index in the batch),
-        ``type``, ``queue``, ``priority``, ``payload`` and ``compatibility`` (JSON text),
+        ``type``, ``queue``, ``priority``, ``payload`` and ``compatibility`` (JSON objects),
         ``max_attempts``, ``run_after`` (:meth:`run_after_text`, or null) and ``delay``
         (seconds). The selectable has those columns, JSON ones as their columns store them.
         """

@@ -151,10 +151,10 @@ class PostgreSQLDialect(SqlDialect):
 
     def new_task_rows(self) -> FromClause:
         rows = text(
-            "SELECT r.n, r.type, r.queue, r.priority, CAST(r.payload AS jsonb) AS payload,"
-            " CAST(r.compatibility AS jsonb) AS compatibility, r.max_attempts, r.run_after,"
-            " r.delay FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(n bigint, type text,"
-            " queue text, priority integer, payload text, compatibility text,"
+            "SELECT r.n, r.type, r.queue, r.priority, r.payload, r.compatibility,"
+            " r.max_attempts, r.run_after, r.delay"
+            " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(n bigint, type text,"
+            " queue text, priority integer, payload jsonb, compatibility jsonb,"
             " max_attempts integer, run_after timestamptz, delay float8)"
         ).bindparams(bindparam("rows", type_=String))
         return rows.columns(
