@@ -52,6 +52,9 @@ RECORD_RETRY_SECONDS = 30.0
 _RECORD_BACKOFF_FIRST = 0.1
 _RECORD_BACKOFF_MAX = 5.0
 
+#: Result types that are never awaitable (exact types: a subclass could define __await__).
+_PLAIN_RESULTS = frozenset({type(None), dict, list, str, int, float, bool})
+
 _OUTCOME_OF_FAIL = {
     TaskStatus.QUEUED: TaskOutcome.RETRYING,
     TaskStatus.FAILED: TaskOutcome.DEAD_LETTERED,
@@ -167,6 +170,8 @@ class TaskExecutor:
     def _call(self, info: HandlerInfo, task: ClaimedTask, ctx: TaskContext) -> Any:
         args = (task.payload, ctx) if info.takes_context else (task.payload,)
         result = info.handler(*args)
+        if type(result) in _PLAIN_RESULTS:
+            return result  # most handlers' results: skip the awaitable check's ABC lookup
         # A sync callable may still hand back an awaitable (a wrapped coroutine function).
         if info.is_async or inspect.isawaitable(result):
             return self._async_runner.run(result)
