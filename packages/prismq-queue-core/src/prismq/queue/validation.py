@@ -127,10 +127,8 @@ def json_text(field: str, value: object) -> str:
         text = _encode_json(value)
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(field, f"is not JSON-serialisable: {error}") from None
-    # dict first: isinstance against the Mapping ABC costs more than the encoding above.
-    if (isinstance(value, dict) or isinstance(value, Mapping)) and not all(
-        isinstance(k, str) for k in value
-    ):
+    # dict first: for a dict it answers before the Mapping ABC is asked (a slow check).
+    if isinstance(value, (dict, Mapping)) and not all(isinstance(k, str) for k in value):
         raise InvalidPayloadError(field, "object keys must be strings")
     # The encoder escapes NUL as \u0000 (ensure_ascii), so text without that sequence
     # holds no NUL; with it (or a string that spells it out), walk the value to be sure.
