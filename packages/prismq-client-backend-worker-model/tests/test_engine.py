@@ -167,6 +167,50 @@ def test_concurrency_caps_the_handlers_in_flight(db: QueueDatabase) -> None:
     assert most_in_flight == concurrency
 
 
+def test_the_next_claim_overlaps_the_commit_of_the_last_results(
+    db: QueueDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot: the second task can only start once the first one's slot is free. It must
+    # not wait for the first one's completion to be committed, and meanwhile the first
+    # task stays leased to this worker, its lease renewed, nothing reported done.
+    second_started = threading.Event()
+    commit_may_go = threading.Event()
+    registry = TaskHandlerRegistry()
+    registry.register_handler("first", lambda payload: "one")
+
+    @registry.handler("second")
+    def second(payload: dict[str, Any]) -> str:
+        second_started.set()
+        return "two"
+
+    engine = make_engine(db, registry, concurrency=1, heartbeat_interval_seconds=0.1)
+    real_record = engine.executor.record_results
+
+    def held_up_record(pending: Any) -> Any:
+        if any(task.type == "first" for task, _, _ in pending):
+            assert commit_may_go.wait(30)
+        return real_record(pending)
+
+    monkeypatch.setattr(engine.executor, "record_results", held_up_record)
+    first_id = enqueue(db, "first", priority=1).task_id
+    second_id = enqueue(db, "second", priority=2).task_id
+    with running_loop(engine):
+        assert second_started.wait(30), "the second task waited for the first one's commit"
+        first = get_task(db, first_id)
+        assert first.status is TaskStatus.LEASED
+        renewed_until = first.lease_until_utc
+        assert renewed_until is not None
+        poll_until(
+            lambda: (get_task(db, first_id).lease_until_utc or renewed_until) > renewed_until,
+            what="the waiting result's lease to be renewed",
+        )
+        assert engine.running_task_ids <= {second_id}
+        commit_may_go.set()
+        wait_for_status(db, first_id, TaskStatus.COMPLETED)
+        wait_for_status(db, second_id, TaskStatus.COMPLETED)
+    assert get_task(db, first_id).result == "one"
+
+
 def test_claims_in_batches_of_at_most_the_free_slots(
     db: QueueDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

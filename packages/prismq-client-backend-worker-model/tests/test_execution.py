@@ -126,8 +126,10 @@ def _running(task_id: int) -> RunningTask:
 def test_results_waiting_together_are_committed_in_one_batch() -> None:
     executor = _GatedExecutor()
     recorded: list[tuple[int, TaskOutcome]] = []
+    taken: list[list[int]] = []
     batcher = CompletionBatcher(
         executor,  # type: ignore[arg-type]
+        lambda batch: taken.append([running.task.id for running in batch]),
         lambda outcomes: recorded.extend((r.task.id, o) for r, o in outcomes),
     )
     batcher.submit(_running(1), HandlerReturned(None, 0.0))
@@ -137,4 +139,5 @@ def test_results_waiting_together_are_committed_in_one_batch() -> None:
     executor.gate.set()
     batcher.close()
     assert executor.batches == [[1], [2, 3, 4]]
+    assert taken == executor.batches  # each batch is handed over before its commit
     assert recorded == [(i, TaskOutcome.COMPLETED) for i in (1, 2, 3, 4)]

@@ -3,8 +3,8 @@
 A handler thread hands its task's result here and is free for the next task at once; one
 thread takes every result waiting and completes them all with one
 :func:`~prismq.queue.complete_many` (one commit), so a busy worker pays one commit per
-batch, not per task, while a lone task is still completed straight away. A task's slot
-frees only after the commit that completes it, and nothing is reported done before it.
+batch, not per task, while a lone task is still completed straight away. Nothing is
+reported done before the commit, and the task's lease is held (and renewed) until then.
 """
 
 from __future__ import annotations
@@ -26,17 +26,24 @@ _Item = tuple[RunningTask, HandlerReturned]
 
 
 class CompletionBatcher:
-    """One daemon thread completing results in batches; ``on_recorded`` follows each batch."""
+    """One daemon thread completing results in batches.
+
+    ``on_taken`` is called with a batch's tasks just before it is committed (their handlers
+    are done: the engine frees their slots, so the next claim overlaps the commit), and
+    ``on_recorded`` with their outcomes just after.
+    """
 
     def __init__(
         self,
         executor: TaskExecutor,
+        on_taken: Callable[[Sequence[RunningTask]], None],
         on_recorded: Callable[[Sequence[tuple[RunningTask, TaskOutcome]]], None],
         *,
         name: str = "prismq-completions",
     ) -> None:
         self._executor = executor
         self._on_recorded = on_recorded
+        self._on_taken = on_taken
         self._items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
@@ -83,6 +90,7 @@ class CompletionBatcher:
                 return
 
     def _record(self, batch: list[_Item]) -> None:
+        self._on_taken([running for running, _ in batch])
         pending: list[PendingResult] = [
             (running.task, running.context, returned) for running, returned in batch
         ]

@@ -196,7 +196,9 @@ class WorkerEngine:
             self._refresh_statistics()
             self._register()
             self._idle_wait = IdleWait(self.db, self.config, self.registry)
-            self._completions = CompletionBatcher(self.executor, self._finished)
+            self._completions = CompletionBatcher(
+                self.executor, self._running.free_slots, self._finished
+            )
             self._threads = HandlerThreads(
                 self.config.concurrency, self._execute, name=f"prismq-handler-{self.worker_id}"
             )
@@ -366,8 +368,8 @@ class WorkerEngine:
         return len(claimed)
 
     def _execute(self, running: RunningTask) -> None:
-        """Run one task in a handler thread; a result goes to the batcher, a failure is
-        recorded here. The slot frees in :meth:`_finished`, once the outcome is committed."""
+        """Run one task in a handler thread; a result goes to the batcher (its slot frees
+        when a batch takes it), a failure is recorded here (its slot frees once recorded)."""
         task, ctx = running.task, running.context
         try:
             handled = self.executor.call_handler(task, self.registry, ctx)
@@ -383,10 +385,7 @@ class WorkerEngine:
             self._finished([(running, TaskOutcome.UNRECORDED)])
 
     def _finished(self, outcomes: Sequence[tuple[RunningTask, TaskOutcome]]) -> None:
-        """These tasks' outcomes are recorded (or given up on): free their slots, count them.
-
-        All slots of a batch free at once, so the next claim can fill them in one go.
-        """
+        """These tasks' outcomes are recorded (or given up on): forget them, count them."""
         self._running.remove_many([running.task.id for running, _ in outcomes])
         self._stats.count_outcomes([outcome for _, outcome in outcomes])
 

@@ -1,8 +1,11 @@
-"""The tasks a worker is running, and the slots left for more.
+"""The tasks a worker holds leases on, and the slots left for more.
 
-A slot is taken when a task is claimed and freed only after the task's outcome is
-committed (or its lease is known lost), so the worker never holds more leases than its
-concurrency. The claim loop waits here for a free slot instead of polling the database.
+A slot is taken when a task is claimed. It frees when the task's handler has returned and
+its result has been taken into a completion batch (so the next claim overlaps that batch's
+commit instead of waiting for it), or else once the outcome is recorded. The lease is kept,
+and renewed, until the outcome is committed. So at most ``capacity`` handlers run at once,
+and the worker holds at most ``capacity`` leases plus those of one batch being committed.
+The claim loop waits here for a free slot instead of polling the database.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ class RunningTask:
     finishing: bool = False
     #: Set at shutdown when the task was given back to the queue.
     given_back: bool = False
+    #: Whether the task still counts against the concurrency (see RunningTasks.free_slots).
+    holds_slot: bool = True
 
 
 class RunningTasks:
-    """The running tasks by id, guarded by one condition. Thread-safe."""
+    """The tasks this worker holds leases on, by id, guarded by one condition. Thread-safe."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._tasks: dict[int, RunningTask] = {}
+        self._busy_slots = 0
         self._changed = threading.Condition()
 
     def add_many(self, claimed: Iterable[RunningTask]) -> None:
@@ -45,12 +51,25 @@ class RunningTasks:
         with self._changed:
             for running in claimed:
                 self._tasks[running.task.id] = running
+                self._busy_slots += 1
+
+    def free_slots(self, finished: Iterable[RunningTask]) -> None:
+        """These handlers returned: free their slots, keep their leases until recorded."""
+        with self._changed:
+            for running in finished:
+                if running.holds_slot:
+                    running.holds_slot = False
+                    self._busy_slots -= 1
+            self._changed.notify_all()
 
     def remove_many(self, task_ids: Iterable[int]) -> None:
-        """Free the slots of ``task_ids`` at once and wake whoever waits for one."""
+        """Forget ``task_ids`` (their outcomes are recorded), freeing any slot still held."""
         with self._changed:
             for task_id in task_ids:
-                self._tasks.pop(task_id, None)
+                running = self._tasks.pop(task_id, None)
+                if running is not None and running.holds_slot:
+                    running.holds_slot = False
+                    self._busy_slots -= 1
             self._changed.notify_all()
 
     def get(self, task_id: int) -> RunningTask | None:
@@ -64,9 +83,14 @@ class RunningTasks:
             return list(self._tasks.values())
 
     def ids(self) -> frozenset[int]:
-        """The ids of the running tasks."""
+        """The ids of the tasks holding a slot: handlers running, or failures being recorded.
+
+        Results waiting for their batch's commit no longer count (see :meth:`free_slots`).
+        """
         with self._changed:
-            return frozenset(self._tasks)
+            return frozenset(
+                task_id for task_id, running in self._tasks.items() if running.holds_slot
+            )
 
     def __len__(self) -> int:
         with self._changed:
@@ -85,7 +109,7 @@ class RunningTasks:
         """Block until at least one slot is free; returns how many (0 when stopping)."""
         with self._changed:
             while not should_stop():
-                free = self.capacity - len(self._tasks)
+                free = self.capacity - self._busy_slots
                 if free > 0:
                     return free
                 self._changed.wait(WAIT_SLICE_SECONDS)
