@@ -36,7 +36,7 @@ from prismq.worker.completion_batcher import CompletionBatcher
 from prismq.worker.config import WorkerConfig
 from prismq.worker.context import TaskContext
 from prismq.worker.errors import WorkerError
-from prismq.worker.events import describe_error, log_event, logger
+from prismq.worker.events import describe_error, log_claimed, log_event, logger
 from prismq.worker.execution import TaskExecutor
 from prismq.worker.handler_threads import HandlerThreads
 from prismq.worker.idle_wait import IdleWait
@@ -355,15 +355,13 @@ class WorkerEngine:
             lease_seconds=self.config.lease_seconds,
         )
         assert self._threads is not None  # started
-        claimed = [RunningTask(task, TaskContext(self.db, task, self.worker_id)) for task in tasks]
+        db, worker_id = self.db, self.worker_id
+        claimed = [RunningTask(task, TaskContext(db, task, worker_id)) for task in tasks]
         # Slots are taken before any handler starts, so none can free a slot not yet taken.
         self._running.add_many(claimed)
         self._stats.add("claimed", len(claimed))
+        log_claimed(tasks)
         for running in claimed:
-            task = running.task
-            log_event(
-                logging.INFO, "claimed", task_id=task.id, type=task.type, attempt=task.attempt
-            )
             self._threads.submit(running)
         return len(claimed)
 

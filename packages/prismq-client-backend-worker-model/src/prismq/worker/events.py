@@ -9,7 +9,10 @@ when the level is disabled: the hot path pays one ``isEnabledFor`` check per eve
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
+
+from prismq.queue import ClaimedTask
 
 logger = logging.getLogger("prismq.worker")
 
@@ -45,6 +48,15 @@ def log_event(level: int, event: str, **fields: Any) -> None:
     """Log one event line at ``level`` (nothing is formatted when the level is off)."""
     if logger.isEnabledFor(level):
         logger.log(level, format_event(event, fields))
+
+
+def log_claimed(tasks: Iterable[ClaimedTask]) -> None:
+    """One ``claimed`` event per task, the level checked once for the whole batch."""
+    if logger.isEnabledFor(logging.INFO):
+        for task in tasks:
+            log_event(
+                logging.INFO, "claimed", task_id=task.id, type=task.type, attempt=task.attempt
+            )
 
 
 def describe_error(error: BaseException) -> str:

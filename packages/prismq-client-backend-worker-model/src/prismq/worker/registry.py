@@ -194,11 +194,13 @@ class TaskHandlerRegistry:
 
         Raises :class:`TaskHandlerNotRegisteredError` when there is none.
         """
-        with self._lock:
-            info = self._handlers.get(task_type)
-            if info is None:
+        # No lock: one dict read is atomic, and this runs once per task in every handler
+        # thread, where a contended lock would make them queue behind each other.
+        info = self._handlers.get(task_type)
+        if info is None:
+            with self._lock:
                 raise TaskHandlerNotRegisteredError(task_type, list(self._handlers))
-            return info
+        return info
 
     def is_registered(self, task_type: str) -> bool:
         """Whether ``task_type`` has a handler."""
