@@ -354,6 +354,25 @@ def test_enqueue_in_the_callers_session(db: QueueDatabase, outcome: str) -> None
             get_task(db, first.task_id)
 
 
+def test_a_pooled_connection_goes_back_to_transactions_after_a_single_enqueue(
+    db: QueueDatabase,
+) -> None:
+    # A single enqueue may run in autocommit mode on a pooled connection (PostgreSQL);
+    # the next transaction on that connection must still be one, and roll back whole.
+    before = enqueue(db, "t").task_id
+
+    def enqueue_then_fail() -> None:
+        with db.write() as conn:
+            enqueue(db, "t", connection=conn)
+            enqueue_many(db, [NewTask(type="t")], connection=conn)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError, match="roll back"):
+        enqueue_then_fail()
+    assert [task.id for task in list_tasks(db).items] == [before]
+    assert count_tasks(db) == 1
+
+
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
 def test_enqueue_in_the_callers_connection(db: QueueDatabase, outcome: str) -> None:
     with db.engine.connect() as conn:
@@ -504,9 +523,13 @@ def test_new_task_is_immutable() -> None:
     [{}, {"delay_seconds": 30.5}, {"run_after_utc": dt.datetime(2031, 5, 6, 7, 8, 9, 123456, UTC)}],
     ids=["now", "delayed", "at"],
 )
-def test_the_returned_record_is_the_stored_one(db: QueueDatabase, timing: dict[str, Any]) -> None:
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
+def test_the_returned_record_is_the_stored_one(
+    db: QueueDatabase, timing: dict[str, Any], keyed: bool
+) -> None:
     # enqueue builds its record from what it sent plus what the database chose; it must
-    # read exactly as the row does.
+    # read exactly as the row does. (Without a key, PostgreSQL runs the insert on the
+    # driver, below SQLAlchemy: both ways must give the same record.)
     created = enqueue(
         db,
         "record",
@@ -515,7 +538,7 @@ def test_the_returned_record_is_the_stored_one(db: QueueDatabase, timing: dict[s
         priority=7,
         compatibility={"gpu": True},
         max_attempts=4,
-        idempotency_key=f"record-{sorted(timing)}",
+        idempotency_key=f"record-{sorted(timing)}" if keyed else None,
         **timing,
     )
     assert created.created
@@ -570,8 +593,6 @@ def test_payloads_come_back_as_they_went_in(db: QueueDatabase, path: str) -> Non
         ids = enqueue_many(db, tasks)
     assert [get_task(db, task_id).payload for task_id in ids] == _AWKWARD_PAYLOADS
     assert all(get_task(db, task_id).compatibility == compatibility for task_id in ids)
-    claimed = claim_tasks(
-        db, "w-test", len(ids), strategy="FIFO", capabilities=compatibility
-    )
+    claimed = claim_tasks(db, "w-test", len(ids), strategy="FIFO", capabilities=compatibility)
     assert [task.payload for task in claimed] == _AWKWARD_PAYLOADS
     assert all(task.compatibility == compatibility for task in claimed)

@@ -180,6 +180,38 @@ def test_prepared_statements_can_be_turned_off_for_poolers(database_url: str) ->
         assert conn.connection.dbapi_connection.prepare_threshold is not None  # type: ignore[union-attr]
 
 
+@pytest.mark.backend("postgresql")
+@pytest.mark.parametrize("keyed", [False, True], ids=["driver_path", "sqlalchemy_path"])
+def test_a_pooled_connection_the_server_closed_fails_once_then_is_replaced(
+    database_url: str, keyed: bool
+) -> None:
+    # The server ends the session of the one pooled connection (a restart, a failover, an
+    # idle timeout) while it sits in the pool, used moments ago, so not pinged. The next
+    # enqueue fails as unavailable, a PrismQ error, and the dead connection leaves the
+    # pool: the enqueue after it works on a fresh one. Both ways of running an enqueue.
+    with QueueDatabase(database_url, pool_size=1) as db:
+        key = iter(f"closed-{uuid.uuid4()}-{n}" for n in range(3)) if keyed else None
+
+        def enqueue_one() -> int:
+            return enqueue(db, "t", idempotency_key=next(key) if key else None).task_id
+
+        first = enqueue_one()
+        with db.engine.connect() as conn:
+            backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        admin = create_engine(make_url(database_url).set(drivername="postgresql+psycopg"))
+        try:
+            with admin.connect() as conn:
+                assert conn.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid}
+                ).scalar_one()
+        finally:
+            admin.dispose()
+        with pytest.raises(DatabaseUnavailableError, match="lost the connection"):
+            enqueue_one()
+        second = enqueue_one()
+        assert get_task(db, second).id == second > first
+
+
 @pytest.mark.backend("sqlite")
 def test_opening_a_new_sqlite_file_waits_for_a_lock_another_connection_holds(
     tmp_path: Path,

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, case, false, insert, literal, select
+from sqlalchemy import Connection, Dialect, Insert, bindparam, case, false, insert, literal, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
@@ -31,6 +31,8 @@ from prismq.queue.validation import (
 )
 
 _t = task_table.c
+
+_encode_json = json.JSONEncoder().encode  # for values the checks of NewTask have passed
 
 #: Most tasks ``enqueue_many`` takes in one call.
 MAX_BATCH_SIZE = 10_000
@@ -118,6 +120,8 @@ def enqueue(
     )
     # Without a key the enqueue is one INSERT; with one it locks, inserts and may read.
     single = task.idempotency_key is None
+    if single and connection is None and db.dialect.autocommit_single_statements:
+        return _insert_one_on_driver(db, task)
     with write_transaction(db, connection, single_statement=single) as conn:
         if task.idempotency_key is not None:
             # The caller's transaction may go on to insert other keys: keep lock order.
@@ -201,16 +205,20 @@ _BY_IDEMPOTENCY_KEY = select(*PUBLIC_TASK_COLUMNS).where(
 )
 
 
-def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueResult:
+def _insert_params(db: QueueDatabase, task: NewTask) -> tuple[str, dict[str, Any]]:
+    """Which variant of :func:`_insert_statement` ``task`` needs, and its parameters."""
     params: dict[str, Any] = {f"new_{name}": getattr(task, name) for name in _CHOSEN_COLUMNS}
     if task.run_after_utc is not None:
-        run_after = "at"
         params["run_after_at"] = task.run_after_utc
-    elif task.delay_seconds:
-        run_after = "delay"
+        return "at", params
+    if task.delay_seconds:
         params["delay"] = db.dialect.offset(task.delay_seconds)
-    else:
-        run_after = "now"
+        return "delay", params
+    return "now", params
+
+
+def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueResult:
+    run_after, params = _insert_params(db, task)
     keyed = task.idempotency_key is not None
     statement = _insert_statement(db.dialect, keyed=keyed, run_after=run_after)
     row = conn.execute(statement, params).first()
@@ -218,6 +226,37 @@ def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueRe
         return EnqueueResult(task=_new_record(task, *row), created=True)
     existing = conn.execute(_BY_IDEMPOTENCY_KEY, {"key": task.idempotency_key}).mappings().one()
     return EnqueueResult(task=TaskRecord.from_row(existing), created=False)
+
+
+def _insert_one_on_driver(db: QueueDatabase, task: NewTask) -> EnqueueResult:
+    """:func:`_insert_one` without a key, run by the driver: the same statement, compiled
+    once, with the values SQLAlchemy's bind processing would have sent."""
+    run_after, params = _insert_params(db, task)
+    sql, defaults = _driver_insert(db.engine.dialect, db.dialect, run_after)
+    params = {**defaults, **params}
+    # JSON as text, which the compiled SQL casts to jsonb; times as UTC, as UTCDateTime does.
+    params["new_payload"] = _encode_json(task.payload)
+    params["new_compatibility"] = _encode_json(task.compatibility)
+    if task.run_after_utc is not None:
+        params["run_after_at"] = _as_utc(task.run_after_utc)
+    with db.driver_cursor() as cursor:
+        task_id, run_after_utc, created_at_utc = cursor.execute(sql, params).fetchone()
+    utc = dt.timezone.utc
+    record = _new_record(
+        task, task_id, run_after_utc.astimezone(utc), created_at_utc.astimezone(utc)
+    )
+    return EnqueueResult(task=record, created=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_insert(
+    sa_dialect: Dialect, dialect: SqlDialect, run_after: str
+) -> tuple[str, dict[str, Any]]:
+    """The unkeyed insert as the driver's SQL, and the values of its fixed parameters."""
+    compiled = _insert_statement(dialect, keyed=False, run_after=run_after).compile(
+        dialect=sa_dialect
+    )
+    return str(compiled), dict(compiled.params)
 
 
 def _new_record(
