@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from prismq.queue.errors import InvalidTaskError
 from prismq.worker.errors import HandlerLoadError
 from prismq.worker.registry import (
@@ -74,14 +72,28 @@ def read_document(path: str | Path) -> Any:
             return tomllib.loads(text)
         if document_format == "JSON":
             return json.loads(text)
-        return yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
+        return _parse_yaml(source, text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         message = _describe_syntax_error(error)
         raise HandlerLoadError(source, f"invalid {document_format}: {message}") from None
 
 
+def _parse_yaml(source: str, text: str) -> Any:
+    # Imported here: most workers read no YAML, and the import is a noticeable part of
+    # every worker's start-up.
+    import yaml  # noqa: PLC0415
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        message = _describe_syntax_error(error)
+        raise HandlerLoadError(source, f"invalid YAML: {message}") from None
+
+
 def _describe_syntax_error(error: Exception) -> str:
     """The parser's message on one line; YAML's own is multi-line with a source excerpt."""
+    import yaml  # noqa: PLC0415 - already imported when a YAML error is described
+
     if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark:
         mark = error.problem_mark
         context = f"{error.context}: " if error.context else ""
