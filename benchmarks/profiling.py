@@ -141,7 +141,9 @@ def run_profile(
     """A profiled drain on each backend; the report goes to ``profile-<backend>.txt``."""
     report_dir.mkdir(parents=True, exist_ok=True)
     tasks = settings.sizes.drain
+    base_settings = settings
     for backend in backends:
+        settings = base_settings.for_backend(backend)
         report = report_dir / f"profile-{backend}.txt"
         progress(f"profile {backend}: drain of {tasks} tasks under {profiler}")
         with scratch_database(

@@ -44,6 +44,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _concurrency(text: str) -> tuple[str | None, int]:
+    """``N`` (every backend) or ``BACKEND=N`` (that backend's workers)."""
+    backend, sep, number = text.rpartition("=")
+    if sep and backend not in BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {backend!r} in {text!r}; expected one of {', '.join(BACKENDS)}"
+        )
+    return (backend if sep else None), _positive_int(number)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the harness."""
     parser = argparse.ArgumentParser(
@@ -76,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--concurrency",
-        type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"prismq-worker --concurrency (default: {DEFAULT_CONCURRENCY})",
+        type=_concurrency,
+        action="append",
+        metavar="[BACKEND=]N",
+        help="prismq-worker --concurrency, on every backend or on one (repeatable;"
+        f" default: {DEFAULT_CONCURRENCY})",
     )
     add("--output", type=Path, metavar="FILE.jsonl", help="also write the JSON lines here")
     add("--no-raw", action="store_true", help="skip the raw-driver loops")
@@ -102,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, workdir: Path) -> BenchSettings:
+    # The last value given for a backend (or for all: None) wins.
+    chosen: dict[str | None, int] = dict(args.concurrency or [])
     return BenchSettings(
         sizes=QUICK if args.quick else FULL,
         scale_sizes=QUICK_SCALE if args.quick else FULL_SCALE,
@@ -109,8 +123,9 @@ def _settings(args: argparse.Namespace, workdir: Path) -> BenchSettings:
         quick=args.quick,
         postgres_url=args.postgres_url,
         workdir=workdir,
-        flags=WorkerFlags(concurrency=args.concurrency),
+        flags=WorkerFlags(concurrency=chosen.pop(None, DEFAULT_CONCURRENCY)),
         sqlite_synchronous=args.sqlite_synchronous,
+        concurrency_by_backend={name: n for name, n in chosen.items() if name is not None},
     )
 
 

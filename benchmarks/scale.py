@@ -139,7 +139,9 @@ def run_scale(
         records.append(record)
         writer.write(record)
 
+    base_settings = settings
     for backend in backends:
+        settings = base_settings.for_backend(backend)
         for depth in sizes.queue_depths[backend]:
             emit(
                 _point(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ class BenchSettings:
     flags: WorkerFlags
     #: SQLite ``synchronous`` of the producer workloads; None: both for enqueue_single.
     sqlite_synchronous: str | None
+    #: ``--concurrency`` of the workers on one backend, where it differs from ``flags``.
+    concurrency_by_backend: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def for_backend(self, backend: str) -> BenchSettings:
+        """These settings with the worker flags of ``backend``."""
+        concurrency = self.concurrency_by_backend.get(backend, self.flags.concurrency)
+        return dataclasses.replace(
+            self, flags=dataclasses.replace(self.flags, concurrency=concurrency)
+        )
 
     @property
     def log_dir(self) -> Path:

@@ -265,7 +265,9 @@ def run_suite(
     raw: bool = True,
 ) -> None:
     """Every selected workload on every selected backend, raw loops first."""
+    base_settings = settings
     for backend in backends:
+        settings = base_settings.for_backend(backend)
         cases = raw_cases(backend, workloads, settings) if raw else []
         cases += prismq_cases(backend, workloads, settings)
         for case in cases:
