@@ -183,8 +183,15 @@ class TaskRow(Base):
         # Listing and counting by status / type, newest first.
         Index("ix_task_queue_status_id", "status", "id"),
         Index("ix_task_queue_type_status", "type", "status"),
-        # Metrics windows and purges read finished tasks by when they finished.
-        Index("ix_task_queue_status_finished_at_utc", "status", "finished_at_utc"),
+        # Metrics windows and purges read finished tasks by when they finished; tasks not
+        # finished have no entry (none to write on enqueue or claim).
+        Index(
+            "ix_task_queue_finished",
+            "finished_at_utc",
+            "status",
+            postgresql_where=text("finished_at_utc IS NOT NULL"),
+            sqlite_where=text("finished_at_utc IS NOT NULL"),
+        ),
         # Ids are visible to clients: never hand out a purged task's id again.
         {"sqlite_autoincrement": True},
     )
