@@ -10,6 +10,7 @@ is slower than an unprofiled one: it is reported, flagged ``"profiled"``, for co
 from __future__ import annotations
 
 import collections
+import functools
 import re
 import shutil
 import subprocess
@@ -149,27 +150,16 @@ def run_profile(
         with scratch_database(
             backend, postgres_url=settings.postgres_url, workdir=settings.workdir
         ) as url:
+            run_drain = functools.partial(
+                drain, url, tasks, workers=1, flags=settings.flags, log_dir=settings.log_dir
+            )
             if profiler == "pyinstrument":
                 program = [sys.executable, "-m", "pyinstrument", "--renderer", "text"]
                 program += ["--no-color", "--outfile", str(report), "-m", "prismq.worker"]
-                measurement = drain(
-                    url,
-                    tasks,
-                    workers=1,
-                    flags=settings.flags,
-                    log_dir=settings.log_dir,
-                    program=program,
-                )
+                measurement = run_drain(program=program)
             else:
                 recorder = _PySpy(settings.workdir / f"profile-{backend}.raw")
-                measurement = drain(
-                    url,
-                    tasks,
-                    workers=1,
-                    flags=settings.flags,
-                    log_dir=settings.log_dir,
-                    on_started=recorder.attach,
-                )
+                measurement = run_drain(on_started=recorder.attach)
                 recorder.finish()
                 title = (
                     f"py-spy profile of one prismq-worker draining {tasks} no-op tasks"

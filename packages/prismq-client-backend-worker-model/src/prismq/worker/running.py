@@ -57,9 +57,7 @@ class RunningTasks:
         """These handlers returned: free their slots, keep their leases until recorded."""
         with self._changed:
             for running in finished:
-                if running.holds_slot:
-                    running.holds_slot = False
-                    self._busy_slots -= 1
+                self._release_slot(running)
             self._changed.notify_all()
 
     def remove_many(self, task_ids: Iterable[int]) -> None:
@@ -67,10 +65,15 @@ class RunningTasks:
         with self._changed:
             for task_id in task_ids:
                 running = self._tasks.pop(task_id, None)
-                if running is not None and running.holds_slot:
-                    running.holds_slot = False
-                    self._busy_slots -= 1
+                if running is not None:
+                    self._release_slot(running)
             self._changed.notify_all()
+
+    def _release_slot(self, running: RunningTask) -> None:
+        """Free ``running``'s slot if it still holds one (the caller holds the lock)."""
+        if running.holds_slot:
+            running.holds_slot = False
+            self._busy_slots -= 1
 
     def get(self, task_id: int) -> RunningTask | None:
         """The running task with that id, if it still runs."""

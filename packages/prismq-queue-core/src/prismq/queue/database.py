@@ -140,10 +140,7 @@ class QueueDatabase:
             pooled = self.engine.raw_connection()
         except (exc.OperationalError, exc.InterfaceError, sa_dialect.loaded_dbapi.Error) as error:
             # Unlike connect(), raw_connection() lets the driver's own error through.
-            cause = error.orig if isinstance(error, exc.DBAPIError) else error
-            raise DatabaseUnavailableError(
-                f"cannot connect to {self.display_url}: {_first_line(cause)}"
-            ) from error
+            raise self._unavailable(error) from error
         driver = pooled.driver_connection
         try:
             driver.autocommit = True  # type: ignore[union-attr]
@@ -207,9 +204,14 @@ class QueueDatabase:
         try:
             return self.engine.connect()
         except (exc.OperationalError, exc.InterfaceError) as error:
-            raise DatabaseUnavailableError(
-                f"cannot connect to {self.display_url}: {_first_line(error.orig)}"
-            ) from error
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: Exception) -> DatabaseUnavailableError:
+        """The error for a connection attempt that failed (SQLAlchemy's or the driver's)."""
+        cause = error.orig if isinstance(error, exc.DBAPIError) else error
+        return DatabaseUnavailableError(
+            f"cannot connect to {self.display_url}: {_first_line(cause)}"
+        )
 
     @contextlib.contextmanager
     def translating_errors(self) -> Iterator[None]:
