@@ -351,6 +351,30 @@ def enqueue_keys_worker(
         return {"ids": ids_by_key, "created": created}
 
 
+def enqueue_singles_worker(
+    url: str, index: int, count: int, batch_size: int, barrier: Any
+) -> dict[str, Any]:
+    """Enqueue ``count`` unkeyed tasks, one ``enqueue`` each or ``enqueue_many`` in batches.
+
+    Returns the id each task got, by its number, with what the returned record said.
+    """
+    ids: dict[int, int] = {}
+    records: dict[int, dict[str, Any]] = {}
+    with _database(url) as db:
+        barrier.wait(CHILD_WAIT_SECONDS)
+        if batch_size:
+            for first in range(0, count, batch_size):
+                numbers = range(first, min(first + batch_size, count))
+                new = [NewTask(type="mp-enqueue", payload={"by": index, "n": n}) for n in numbers]
+                ids.update(zip(numbers, enqueue_many(db, new), strict=True))
+        else:
+            for n in range(count):
+                result = enqueue(db, "mp-enqueue", {"by": index, "n": n})
+                ids[n] = result.task_id
+                records[n] = {"created": result.created, "payload": result.task.payload}
+    return {"ids": ids, "records": records}
+
+
 def _stale_token_outcome(action: Callable[[], Any]) -> str:
     try:
         action()

@@ -129,29 +129,25 @@ class QueueDatabase:
         """A driver cursor on a pooled connection in autocommit mode, for ONE statement.
 
         Below SQLAlchemy's ``execute``, for the one call where its per-call work costs
-        nearly as much as the round trip: a single enqueue. Only on dialects that run
-        single statements in autocommit (PostgreSQL). Driver errors come out as PrismQ
-        errors, as everywhere, and a connection the driver reports dead leaves the pool.
+        nearly as much as the database's: a single enqueue (see ``driver_statements``).
+        Driver errors come out as PrismQ errors, as everywhere, and a connection the driver
+        reports dead leaves the pool.
         """
-        if not self.dialect.autocommit_single_statements:
-            raise TypeError(f"{self.dialect.name} runs no statement outside a transaction")
         sa_dialect = self.engine.dialect
         try:
             pooled = self.engine.raw_connection()
         except (exc.OperationalError, exc.InterfaceError, sa_dialect.loaded_dbapi.Error) as error:
             # Unlike connect(), raw_connection() lets the driver's own error through.
             raise self._unavailable(error) from error
-        driver = pooled.driver_connection
+        driver: Any = pooled.driver_connection  # the driver's own: its API varies by driver
         try:
-            driver.autocommit = True  # type: ignore[union-attr]
-            try:
-                with driver.cursor() as cursor:  # type: ignore[union-attr]
-                    yield cursor
-            finally:
-                if not driver.broken:  # type: ignore[union-attr]
-                    driver.autocommit = False  # type: ignore[union-attr]  # as the pool expects
+            with (
+                self.dialect.driver_autocommit(driver),
+                contextlib.closing(driver.cursor()) as cursor,
+            ):
+                yield cursor
         except sa_dialect.loaded_dbapi.Error as error:
-            dead = driver.broken or sa_dialect.is_disconnect(  # type: ignore[union-attr]
+            dead = self.dialect.driver_connection_broken(driver) or sa_dialect.is_disconnect(
                 error, pooled.dbapi_connection, None
             )
             if dead:

@@ -9,10 +9,24 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Insert, bindparam, case, false, insert, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Insert,
+    bindparam,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+)
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
+from prismq.queue.driver_statements import DriverStatement
 from prismq.queue.errors import InvalidTaskError
 from prismq.queue.models import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE, task_table
 from prismq.queue.records import EnqueueResult, TaskRecord
@@ -31,8 +45,6 @@ from prismq.queue.validation import (
 )
 
 _t = task_table.c
-
-_encode_json = json.JSONEncoder().encode  # for values the checks of NewTask have passed
 
 #: Most tasks ``enqueue_many`` takes in one call.
 MAX_BATCH_SIZE = 10_000
@@ -120,7 +132,7 @@ def enqueue(
     )
     # Without a key the enqueue is one INSERT; with one it locks, inserts and may read.
     single = task.idempotency_key is None
-    if single and connection is None and db.dialect.autocommit_single_statements:
+    if single and connection is None:
         return _insert_one_on_driver(db, task)
     with write_transaction(db, connection, single_statement=single) as conn:
         if task.idempotency_key is not None:
@@ -229,34 +241,22 @@ def _insert_one(db: QueueDatabase, conn: Connection, task: NewTask) -> EnqueueRe
 
 
 def _insert_one_on_driver(db: QueueDatabase, task: NewTask) -> EnqueueResult:
-    """:func:`_insert_one` without a key, run by the driver: the same statement, compiled
-    once, with the values SQLAlchemy's bind processing would have sent."""
-    run_after, params = _insert_params(db, task)
-    sql, defaults = _driver_insert(db.engine.dialect, db.dialect, run_after)
-    params = {**defaults, **params}
-    # JSON as text, which the compiled SQL casts to jsonb; times as UTC, as UTCDateTime does.
-    params["new_payload"] = _encode_json(task.payload)
-    params["new_compatibility"] = _encode_json(task.compatibility)
-    if task.run_after_utc is not None:
-        params["run_after_at"] = _as_utc(task.run_after_utc)
+    """:func:`_insert_one` without a key, run by the driver as its own transaction."""
+    run_after, values = _insert_params(db, task)
+    statement = _driver_insert(db.engine.dialect, db.dialect, run_after)
     with db.driver_cursor() as cursor:
-        task_id, run_after_utc, created_at_utc = cursor.execute(sql, params).fetchone()
-    utc = dt.timezone.utc
-    record = _new_record(
-        task, task_id, run_after_utc.astimezone(utc), created_at_utc.astimezone(utc)
+        raw = cursor.execute(statement.sql, statement.parameters(values)).fetchone()
+    task_id, run_after_utc, created_at_utc = statement.row(raw)
+    return EnqueueResult(
+        task=_new_record(task, task_id, run_after_utc, created_at_utc), created=True
     )
-    return EnqueueResult(task=record, created=True)
 
 
 @functools.lru_cache(maxsize=64)
-def _driver_insert(
-    sa_dialect: Dialect, dialect: SqlDialect, run_after: str
-) -> tuple[str, dict[str, Any]]:
-    """The unkeyed insert as the driver's SQL, and the values of its fixed parameters."""
-    compiled = _insert_statement(dialect, keyed=False, run_after=run_after).compile(
-        dialect=sa_dialect
+def _driver_insert(sa_dialect: Dialect, dialect: SqlDialect, run_after: str) -> DriverStatement:
+    return DriverStatement.compile(
+        _insert_statement(dialect, keyed=False, run_after=run_after), sa_dialect
     )
-    return str(compiled), dict(compiled.params)
 
 
 def _new_record(

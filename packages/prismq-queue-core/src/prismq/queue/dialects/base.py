@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -44,6 +45,16 @@ class SqlDialect(abc.ABC):
     #: the two round trips of BEGIN and COMMIT. (SQLite keeps BEGIN IMMEDIATE: its
     #: transactions cost no round trip, and the write lock must be taken up front.)
     autocommit_single_statements: bool = False
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def driver_autocommit(self, driver_connection: Any) -> Iterator[None]:
+        """Hold a pooled driver connection (in no transaction) in autocommit mode for the
+        block, so that each statement run on it is its own transaction."""
+
+    def driver_connection_broken(self, driver_connection: Any) -> bool:
+        """Whether the driver itself knows ``driver_connection`` to be unusable."""
+        return False
 
     @abc.abstractmethod
     def create_engine(self, url: URL, *, pool_size: int, options: dict[str, Any]) -> Engine:

@@ -7,9 +7,10 @@ works behind PgBouncer in transaction-pooling mode.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -80,6 +81,18 @@ class PostgreSQLDialect(SqlDialect):
         )
         ping_connections_idle_for(engine, PING_AFTER_IDLE_SECONDS)
         return engine
+
+    @contextlib.contextmanager
+    def driver_autocommit(self, driver_connection: Any) -> Iterator[None]:
+        driver_connection.autocommit = True
+        try:
+            yield
+        finally:
+            if not driver_connection.broken:
+                driver_connection.autocommit = False  # as the pool expects
+
+    def driver_connection_broken(self, driver_connection: Any) -> bool:
+        return bool(driver_connection.broken)
 
     def now(self) -> ColumnElement[dt.datetime]:
         # The statement's start, not the transaction's (now()): a task enqueued late in a

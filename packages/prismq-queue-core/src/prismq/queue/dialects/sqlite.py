@@ -8,12 +8,13 @@ locked" when another writer got in between). WAL lets readers run beside the wri
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import random
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,15 @@ class SQLiteDialect(SqlDialect):
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
+
+    @contextlib.contextmanager
+    def driver_autocommit(self, driver_connection: Any) -> Iterator[None]:
+        # Always so: the driver never sends BEGIN (isolation_level None, see
+        # _configure_connection). A single writing statement takes the write lock as it
+        # starts, waiting up to busy_timeout like BEGIN IMMEDIATE, and commits as it ends.
+        if driver_connection.in_transaction:
+            raise RuntimeError("a pooled SQLite connection was handed out in a transaction")
+        yield
 
     def now(self) -> ColumnElement[dt.datetime]:
         stamp = func.strftime(_NOW_FORMAT, "now", type_=String).concat(literal("000"))
