@@ -357,7 +357,7 @@ def test_enqueue_in_the_callers_session(db: QueueDatabase, outcome: str) -> None
 def test_a_pooled_connection_goes_back_to_transactions_after_a_single_enqueue(
     db: QueueDatabase,
 ) -> None:
-    # A single enqueue may run in autocommit mode on a pooled connection (PostgreSQL);
+    # A single enqueue runs in autocommit mode on a pooled driver connection (both backends);
     # the next transaction on that connection must still be one, and roll back whole.
     before = enqueue(db, "t").task_id
 
@@ -563,6 +563,57 @@ def test_a_batch_keeps_its_order_and_its_times(db: QueueDatabase) -> None:
     assert stored[20].run_after_utc - before >= dt.timedelta(seconds=3600) - CLOCK_TOLERANCE
     assert abs(stored[0].run_after_utc - stored[0].created_at_utc) <= CLOCK_TOLERANCE
     assert len({task.created_at_utc for task in stored}) == 1  # one clock reading per batch
+
+
+def test_a_batch_stores_each_task_as_a_single_enqueue_would(db: QueueDatabase) -> None:
+    # A batch sends only what differs from the defaults; what is stored must not show it.
+    # Each chosen field once, between tasks that choose nothing, and all of them at once.
+    chosen: list[dict[str, Any]] = [
+        {"queue": "elsewhere"},
+        {"priority": 1},
+        {"priority": DEFAULT_PRIORITY + 1},
+        {"payload": {"a": [1, {"b": None}]}},
+        {"compatibility": {"gpu": False}},
+        {"max_attempts": 1},
+        {"max_attempts": 100},
+        {
+            "queue": "all",
+            "priority": 7,
+            "payload": {"x": 1},
+            "compatibility": {"os": "linux"},
+            "max_attempts": 9,
+        },
+    ]
+    fields = [field for choice in chosen for field in ({}, choice)] + [{}]
+    batch = enqueue_many(db, [NewTask(type="same", **choice) for choice in fields])
+    singles = [enqueue(db, "same", **choice).task_id for choice in fields]
+
+    def stored(task_id: int) -> tuple[Any, ...]:
+        task = get_task(db, task_id)
+        return (
+            task.queue,
+            task.priority,
+            task.payload,
+            task.compatibility,
+            task.max_attempts,
+            task.attempts,
+            task.status,
+            task.cancel_requested,
+            task.run_after_utc == task.created_at_utc,
+        )
+
+    assert [stored(task_id) for task_id in batch] == [stored(task_id) for task_id in singles]
+    assert stored(batch[0]) == (
+        DEFAULT_QUEUE,
+        DEFAULT_PRIORITY,
+        {},
+        {},
+        DEFAULT_MAX_ATTEMPTS,
+        0,
+        TaskStatus.QUEUED,
+        False,
+        True,
+    )
 
 
 _AWKWARD_PAYLOADS: list[dict[str, Any]] = [

@@ -293,27 +293,33 @@ def _insert_batch(db: QueueDatabase, conn: Connection, tasks: Sequence[NewTask])
     # One statement whatever the batch size, its rows in one JSON parameter: the statement's
     # text stays the same (parsed and planned once), and the driver has one value to send.
     dialect = db.dialect
-    rows = [
-        {
-            "n": index,
-            "type": task.type,
-            "queue": task.queue,
-            "priority": task.priority,
-            # Objects, not JSON text: encoded once with the batch, not escaped inside it.
-            "payload": task.payload,
-            "compatibility": task.compatibility,
-            "max_attempts": task.max_attempts,
-            "run_after": None
-            if task.run_after_utc is None
-            else dialect.run_after_text(_as_utc(task.run_after_utc)),
-            "delay": task.delay_seconds or 0.0,
-        }
-        for index, task in enumerate(tasks)
-    ]
+    rows = [_batch_row(dialect, task) for task in tasks]
     ids = conn.execute(_bulk_insert_statement(dialect), {"rows": json.dumps(rows)}).scalars()
     # The rows are inserted in batch order (ORDER BY n), each taking the next id: sorted,
     # the ids are the tasks' in order.
-    return sorted(ids)
+    return sorted(ids.all())
+
+
+def _batch_row(dialect: SqlDialect, task: NewTask) -> dict[str, Any]:
+    # Only what differs from the defaults, which the statement fills in: a batch of plain
+    # tasks is then a short text, quick to encode, send and parse.
+    row: dict[str, Any] = {"type": task.type}
+    if task.queue != DEFAULT_QUEUE:
+        row["queue"] = task.queue
+    if task.priority != DEFAULT_PRIORITY:
+        row["priority"] = task.priority
+    # Objects, not JSON text: encoded once with the batch, not escaped inside it.
+    if task.payload:
+        row["payload"] = task.payload
+    if task.compatibility:
+        row["compatibility"] = task.compatibility
+    if task.max_attempts != DEFAULT_MAX_ATTEMPTS:
+        row["max_attempts"] = task.max_attempts
+    if task.run_after_utc is not None:
+        row["run_after"] = dialect.run_after_text(_as_utc(task.run_after_utc))
+    elif task.delay_seconds:
+        row["delay"] = task.delay_seconds
+    return row
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:
@@ -327,15 +333,17 @@ def _bulk_insert_statement(dialect: SqlDialect) -> Insert:
     now = dialect.now()
     run_after = case(
         (new.c.run_after.is_not(None), new.c.run_after),
-        else_=dialect.now_plus_seconds(new.c.delay),
+        (new.c.delay.is_not(None), dialect.now_plus_seconds(new.c.delay)),
+        else_=now,
     )
+    empty_object: ColumnElement[Any] = literal_column("'{}'")
     values = {
         "type": new.c.type,
-        "queue": new.c.queue,
-        "priority": new.c.priority,
-        "payload": new.c.payload,
-        "compatibility": new.c.compatibility,
-        "max_attempts": new.c.max_attempts,
+        "queue": func.coalesce(new.c.queue, DEFAULT_QUEUE),
+        "priority": func.coalesce(new.c.priority, DEFAULT_PRIORITY),
+        "payload": func.coalesce(new.c.payload, empty_object),
+        "compatibility": func.coalesce(new.c.compatibility, empty_object),
+        "max_attempts": func.coalesce(new.c.max_attempts, DEFAULT_MAX_ATTEMPTS),
         "status": literal(TaskStatus.QUEUED.value),
         "attempts": literal(0),
         "cancel_requested": false(),

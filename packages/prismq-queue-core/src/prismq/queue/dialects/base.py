@@ -120,10 +120,11 @@ class SqlDialect(abc.ABC):
     def new_task_rows(self) -> FromClause:
         """The tasks of a bulk enqueue bound as one JSON text parameter ``rows``.
 
-        ``rows`` is a JSON array of objects with ``n`` (the task's index in the batch),
-        ``type``, ``queue``, ``priority``, ``payload`` and ``compatibility`` (JSON objects),
-        ``max_attempts``, ``run_after`` (:meth:`run_after_text`, or null) and ``delay``
-        (seconds). The selectable has those columns, JSON ones as their columns store them.
+        ``rows`` is a JSON array of objects with ``type``, ``queue``, ``priority``,
+        ``payload`` and ``compatibility`` (JSON objects), ``max_attempts``, ``run_after``
+        (:meth:`run_after_text`) and ``delay`` (seconds); all but ``type`` may be left out,
+        and read as NULL. The selectable has those columns, JSON ones as their columns
+        store them, and ``n``, each object's place in the array (ascending).
         """
 
     @abc.abstractmethod

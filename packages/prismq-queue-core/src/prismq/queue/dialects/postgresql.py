@@ -163,12 +163,15 @@ class PostgreSQLDialect(SqlDialect):
         ).cte(_BATCH)
 
     def new_task_rows(self) -> FromClause:
+        # ROWS FROM, because WITH ORDINALITY cannot follow a column definition list.
         rows = text(
             "SELECT r.n, r.type, r.queue, r.priority, r.payload, r.compatibility,"
             " r.max_attempts, r.run_after, r.delay"
-            " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(n bigint, type text,"
+            " FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS (type text,"
             " queue text, priority integer, payload jsonb, compatibility jsonb,"
-            " max_attempts integer, run_after timestamptz, delay float8)"
+            " max_attempts integer, run_after timestamptz, delay float8))"
+            " WITH ORDINALITY AS r(type, queue, priority, payload, compatibility,"
+            " max_attempts, run_after, delay, n)"
         ).bindparams(bindparam("rows", type_=String))
         return rows.columns(
             column("n", BigInteger),

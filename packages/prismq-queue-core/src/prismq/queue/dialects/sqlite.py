@@ -205,7 +205,7 @@ class SQLiteDialect(SqlDialect):
 
     def new_task_rows(self) -> FromClause:
         rows = text(
-            "SELECT json_extract(value, '$.n') AS n, json_extract(value, '$.type') AS type,"
+            "SELECT key AS n, json_extract(value, '$.type') AS type,"
             " json_extract(value, '$.queue') AS queue,"
             " json_extract(value, '$.priority') AS priority,"
             " json_extract(value, '$.payload') AS payload,"
