@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from prismq.queue import (
     purge_finished_tasks,
     purge_stopped_workers,
     purge_task_logs,
+    refresh_stale_statistics,
     register_worker,
     request_cancel,
 )
@@ -298,6 +300,61 @@ def test_postgresql_optimize_vacuums_and_analyzes_the_tables(
         ).all()
     assert len(rows) == 4
     assert all(row.last_vacuum is not None and row.last_analyze is not None for row in rows)
+
+
+def _analyze_now(db: QueueDatabase) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE task_queue")
+
+
+def _burst(db: QueueDatabase) -> None:
+    # Far past the size the statistics were taken at: 6,000 rows fill over 100 pages.
+    for _ in range(3):
+        enqueue_many(db, [NewTask(type="burst", payload={"pad": "x" * 40})] * 2_000)
+
+
+@pytest.mark.backend("postgresql")
+def test_postgresql_statistics_are_refreshed_after_a_burst_and_only_then(
+    db: QueueDatabase, backend: str
+) -> None:
+    _analyze_now(db)
+    assert refresh_stale_statistics(db) is False
+    _burst(db)
+    assert refresh_stale_statistics(db) is True
+    with db.read() as conn:
+        tuples = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'task_queue'::regclass")
+        ).scalar_one()
+    assert tuples >= 5_000  # the planner now knows the table's size (an estimate)
+    assert refresh_stale_statistics(db) is False
+
+
+@pytest.mark.backend("postgresql")
+def test_postgresql_statistics_refresh_never_waits_for_another_analyze(
+    db: QueueDatabase, backend: str
+) -> None:
+    # Workers that start together must not queue behind each other's ANALYZE (nor behind
+    # autovacuum's): the one that finds the table's analyze lock taken goes on at once.
+    _analyze_now(db)
+    _burst(db)
+    outcome: list[bool] = []
+    with db.engine.connect() as holder:
+        holder.exec_driver_sql("LOCK TABLE task_queue IN SHARE UPDATE EXCLUSIVE MODE")
+        refresher = threading.Thread(target=lambda: outcome.append(refresh_stale_statistics(db)))
+        refresher.start()
+        refresher.join(timeout=10)
+        waited = refresher.is_alive()
+        holder.rollback()
+    refresher.join(timeout=10)
+    assert not waited, "the refresh waited for the lock instead of skipping"
+    assert outcome == [False]  # skipped: the statistics are still stale
+    assert refresh_stale_statistics(db) is True  # once the lock is free it analyzes
+
+
+@pytest.mark.backend("sqlite")
+def test_sqlite_has_no_statistics_to_refresh(db: QueueDatabase, backend: str) -> None:
+    _burst(db)
+    assert refresh_stale_statistics(db) is False
 
 
 def test_integrity_check_of_a_healthy_database_is_empty(db: QueueDatabase) -> None:

@@ -136,7 +136,9 @@ def refresh_stale_statistics(db: QueueDatabase) -> bool:
     Claims are planned from statistics; on PostgreSQL a table that was empty at its last
     analyze and then filled by a burst is planned as if still empty (sorting every
     queued task on every claim) until autovacuum catches up. Workers call this when they
-    start. A no-op on SQLite.
+    start. It never waits for another session's analyze of the table (another worker
+    starting, autovacuum): it returns False then, that session's statistics being on
+    their way. A no-op on SQLite.
     """
     with db.translating_errors():
         return db.dialect.refresh_stale_statistics(db.engine)

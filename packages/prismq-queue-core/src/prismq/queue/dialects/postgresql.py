@@ -60,6 +60,13 @@ _TABLE_SIZE_VS_STATISTICS = text(
     " pg_relation_size(oid) / current_setting('block_size')::bigint AS pages"
     " FROM pg_class WHERE oid = 'task_queue'::regclass"
 )
+
+
+def _statistics_stale(conn: Connection) -> bool:
+    row = conn.execute(_TABLE_SIZE_VS_STATISTICS).one()
+    return bool(row.pages >= 2 * max(row.analyzed_pages, 0) + _STALE_STATISTICS_MIN_PAGES)
+
+
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 1.0
 
@@ -126,11 +133,13 @@ class PostgreSQLDialect(SqlDialect):
         # its statistics were taken at (a fresh table filled by a burst) is re-analyzed,
         # as autovacuum would within a minute or so.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            row = conn.execute(_TABLE_SIZE_VS_STATISTICS).one()
-            if row.pages < 2 * max(row.analyzed_pages, 0) + _STALE_STATISTICS_MIN_PAGES:
+            if not _statistics_stale(conn):
                 return False
-            conn.exec_driver_sql("ANALYZE task_queue")
-        return True
+            # SKIP_LOCKED: when another session holds the table's analyze lock (workers
+            # starting together, autovacuum), go on at once instead of waiting to repeat
+            # its work. Whether the statistics are now fresh says which happened.
+            conn.exec_driver_sql("ANALYZE (SKIP_LOCKED) task_queue")
+            return not _statistics_stale(conn)
 
     def lock_migrations(self, conn: Connection) -> None:
         # Transaction-scoped, so it is released at commit/rollback even behind a
