@@ -102,21 +102,35 @@ def claim_tasks(
                 return []
     with db.write_statement() as conn:
         rows = conn.execute(statement, params).all()
+    # Unpacked in the order of _RETURNED: reading a Row by attribute cost twice as much as
+    # building the task (6.6 against 2.2 µs a row), on the path of every task.
     claimed = [
         ClaimedTask(
-            id=row.id,
-            type=row.type,
-            queue=row.queue,
-            priority=row.priority,
-            payload=decode_object(row.payload),
-            compatibility=decode_object(row.compatibility),
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-            lease_token=row.lease_token,
-            lease_until_utc=row.lease_until_utc,
-            created_at_utc=row.created_at_utc,
+            id=task_id,
+            type=task_type,
+            queue=queue,
+            priority=priority,
+            payload=decode_object(payload),
+            compatibility=decode_object(compatibility),
+            attempt=attempts,
+            max_attempts=max_attempts,
+            lease_token=lease_token,
+            lease_until_utc=lease_until_utc,
+            created_at_utc=created_at_utc,
         )
-        for row in rows
+        for (
+            task_id,
+            task_type,
+            queue,
+            priority,
+            payload,
+            compatibility,
+            attempts,
+            max_attempts,
+            lease_token,
+            lease_until_utc,
+            created_at_utc,
+        ) in rows
     ]
     return _in_strategy_order(claimed, strategy)
 
