@@ -40,6 +40,7 @@ from prismq.queue import (
     get_task,
     list_tasks,
 )
+from prismq.queue.models import TaskRow
 
 UTC = dt.timezone.utc
 
@@ -352,6 +353,20 @@ def test_enqueue_in_the_callers_session(db: QueueDatabase, outcome: str) -> None
         assert count_tasks(db) == 0
         with pytest.raises(TaskNotFoundError):
             get_task(db, first.task_id)
+
+
+def test_the_orm_classes_read_and_write_the_queues_tables(db: QueueDatabase) -> None:
+    # The ORM classes are mapped onto the Core tables the queries use: what one writes,
+    # the other reads, with the same types.
+    task_id = enqueue(db, "t", {"n": 1}, priority=7).task_id
+    with db.session() as session:
+        row = session.get(TaskRow, task_id)
+        assert row is not None
+        assert (row.type, row.payload, row.priority, row.status) == ("t", {"n": 1}, 7, "queued")
+        assert row.created_at_utc.tzinfo is not None
+        row.priority = 9
+        session.commit()
+    assert get_task(db, task_id).priority == 9
 
 
 def test_a_pooled_connection_goes_back_to_transactions_after_a_single_enqueue(

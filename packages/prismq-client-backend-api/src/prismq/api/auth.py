@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from prismq.queue import QueueDatabase
-from prismq.queue.models import api_token_table
+from prismq.queue.tables import api_token_table
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum

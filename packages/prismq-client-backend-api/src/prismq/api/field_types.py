@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
 from prismq.queue import InvalidTaskError
-from prismq.queue.models import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_QUEUE_LENGTH, MAX_TYPE_LENGTH
+from prismq.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_QUEUE_LENGTH, MAX_TYPE_LENGTH
 from prismq.queue.validation import check_compatibility
 
 #: Most tasks one batch enqueue takes (the core allows more; one request should not).

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from prismq.api.auth import Scope, hash_token, parse_scopes
 from prismq.queue import QueueDatabase
-from prismq.queue.models import api_token_table
+from prismq.queue.tables import api_token_table
 
 __all__ = [
     "MAX_NAME_LENGTH",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prismq.queue.models import MAX_TYPE_LENGTH
+from prismq.queue.tables import MAX_TYPE_LENGTH
 from prismq.queue.validation import check_name
 from prismq.worker.errors import (
     HandlerAlreadyRegisteredError,

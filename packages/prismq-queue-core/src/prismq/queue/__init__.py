@@ -62,13 +62,6 @@ from prismq.queue.metrics import (
     queue_stats,
     throughput,
 )
-from prismq.queue.models import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PRIORITY,
-    DEFAULT_QUEUE,
-    MAX_PRIORITY,
-    MIN_PRIORITY,
-)
 from prismq.queue.queries import get_task, list_tasks
 from prismq.queue.records import (
     ClaimedTask,
@@ -83,6 +76,13 @@ from prismq.queue.records import (
 )
 from prismq.queue.status import TERMINAL_STATUSES, TaskStatus
 from prismq.queue.strategies import WEIGHTED_RANDOM_WINDOW, SchedulingStrategy
+from prismq.queue.tables import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+)
 from prismq.queue.task_logs import get_task_logs, log
 from prismq.queue.workers import (
     heartbeat,

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from prismq.queue.database import QueueDatabase, normalise_url
 from prismq.queue.errors import BackupError
-from prismq.queue.models import task_table
+from prismq.queue.tables import task_table
 
 __all__ = ["backup_sqlite", "restore_sqlite"]
 

@@ -24,10 +24,10 @@ from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
 from prismq.queue.errors import InvalidTaskError
 from prismq.queue.json_columns import as_text, decode_object
-from prismq.queue.models import task_table
 from prismq.queue.records import ClaimedTask
 from prismq.queue.status import TaskStatus
 from prismq.queue.strategies import WEIGHTED_RANDOM_WINDOW, SchedulingStrategy
+from prismq.queue.tables import task_table
 from prismq.queue.validation import check_json_object, check_name, check_names, check_seconds
 
 #: Most tasks one claim may lease.

@@ -19,9 +19,9 @@ from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
 from prismq.queue.errors import InvalidTaskError, LeaseLostError
 from prismq.queue.fencing import HELD_BY, held_params, lease_error, run_fenced
-from prismq.queue.models import task_table
 from prismq.queue.records import Completion, CompletionReport
 from prismq.queue.status import TaskStatus
+from prismq.queue.tables import task_table
 from prismq.queue.validation import check_json_value, json_text, printable_text
 
 _t = task_table.c

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, exc, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session, sessionmaker
 
 from prismq.queue.config import resolve_database_url
 from prismq.queue.dialects import SqlDialect, dialect_for
@@ -19,6 +18,10 @@ from prismq.queue.errors import (
     PrismQError,
     SchemaNotMigratedError,
 )
+
+if TYPE_CHECKING:
+    # Only session() needs the ORM; a worker never loads it.
+    from sqlalchemy.orm import Session
 
 _UNDEFINED_TABLE_SQLSTATE = "42P01"
 _DRIVERS = {
@@ -88,7 +91,6 @@ class QueueDatabase:
                 f"the driver for {self.display_url} is not installed ({error.name});"
                 " install it with: pip install 'prismq-queue-core[postgresql]'"
             ) from None
-        self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def display_url(self) -> str:
@@ -176,7 +178,9 @@ class QueueDatabase:
 
     def session(self) -> Session:
         """A new ORM session on this database, for callers that enqueue transactionally."""
-        return self._sessionmaker()
+        from sqlalchemy.orm import Session  # noqa: PLC0415 - the ORM is loaded on first use
+
+        return Session(self.engine, expire_on_commit=False)
 
     def ping(self) -> None:
         """Raise :class:`DatabaseUnavailableError` unless the database answers."""

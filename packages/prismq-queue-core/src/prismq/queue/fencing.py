@@ -8,8 +8,8 @@ from sqlalchemy import ColumnElement, Connection, Update, bindparam, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import LeaseLostError, PrismQError, TaskNotFoundError
-from prismq.queue.models import task_table
 from prismq.queue.status import TaskStatus
+from prismq.queue.tables import task_table
 
 
 def lease_error(conn: Connection, task_id: int) -> PrismQError:

@@ -18,9 +18,9 @@ from prismq.queue.claim import DEFAULT_LEASE_SECONDS
 from prismq.queue.database import QueueDatabase
 from prismq.queue.dialects import SqlDialect
 from prismq.queue.fencing import HELD_BY, lease_error, run_fenced
-from prismq.queue.models import task_table
 from prismq.queue.records import LeaseRenewal
 from prismq.queue.status import TaskStatus
+from prismq.queue.tables import task_table
 from prismq.queue.validation import check_json_value, check_seconds
 
 _t = task_table.c

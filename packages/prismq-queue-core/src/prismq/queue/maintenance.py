@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, Table, and_, delete, or_, select
 
 from prismq.queue.database import QueueDatabase
-from prismq.queue.models import task_log_table, task_table, worker_table
 from prismq.queue.status import TERMINAL_STATUSES, TaskStatus
+from prismq.queue.tables import task_log_table, task_table, worker_table
 
 __all__ = [
     "DEFAULT_PURGE_BATCH_SIZE",

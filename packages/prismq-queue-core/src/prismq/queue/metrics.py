@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from prismq.queue.database import QueueDatabase
-from prismq.queue.models import task_table
 from prismq.queue.status import TaskStatus
+from prismq.queue.tables import task_table
 
 __all__ = [
     "DEFAULT_PERCENTILE_SAMPLE_LIMIT",

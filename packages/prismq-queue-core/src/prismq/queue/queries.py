@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import InvalidTaskError, TaskNotFoundError
-from prismq.queue.models import task_table
 from prismq.queue.records import TaskPage, TaskRecord
 from prismq.queue.status import TaskStatus
+from prismq.queue.tables import task_table
 from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
 
 _t = task_table.c

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column
 
-from prismq.queue.models import task_table
+from prismq.queue.tables import task_table
 
 #: Every column but the lease token, which only the lease holder may see.
 PUBLIC_TASK_COLUMNS: tuple[Column[object], ...] = tuple(

@@ -8,8 +8,8 @@ from sqlalchemy import insert, select
 
 from prismq.queue.database import QueueDatabase
 from prismq.queue.errors import InvalidTaskError, TaskNotFoundError
-from prismq.queue.models import task_log_table, task_table
 from prismq.queue.records import TaskLogRecord
+from prismq.queue.tables import task_log_table, task_table
 from prismq.queue.validation import check_json_object, printable_text
 
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})

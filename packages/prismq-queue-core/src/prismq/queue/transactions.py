@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, TypeAlias
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from prismq.queue.database import QueueDatabase
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 #: What a caller may hand in to take part in its own transaction.
-CallerTransaction = Connection | Session
+CallerTransaction: TypeAlias = "Connection | Session"
 
 
 @contextlib.contextmanager
@@ -31,4 +34,6 @@ def write_transaction(
             yield conn
         return
     with db.translating_errors():
-        yield connection.connection() if isinstance(connection, Session) else connection
+        # Anything but a Connection is a Session: testing for Session would load the ORM
+        # in processes that never use it.
+        yield connection if isinstance(connection, Connection) else connection.connection()

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from prismq.queue.errors import InvalidPayloadError, InvalidPriorityError, InvalidTaskError
-from prismq.queue.models import (
+from prismq.queue.tables import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from prismq.queue.database import QueueDatabase
-from prismq.queue.models import DEFAULT_QUEUE, worker_table
 from prismq.queue.records import WorkerRecord
 from prismq.queue.strategies import SchedulingStrategy
+from prismq.queue.tables import DEFAULT_QUEUE, worker_table
 from prismq.queue.validation import check_json_object, check_name, check_names, check_seconds
 
 _w = worker_table.c

@@ -39,7 +39,7 @@ from prismq.queue import (
     request_cancel,
     retry_failed,
 )
-from prismq.queue.models import MAX_QUEUE_LENGTH, MAX_TYPE_LENGTH
+from prismq.queue.tables import MAX_QUEUE_LENGTH, MAX_TYPE_LENGTH
 from prismq.queue.task_logs import MAX_LOGS_PER_READ
 
 __all__ = ["build_tasks_router"]

@@ -43,7 +43,7 @@ from sqlalchemy.engine import URL
 
 from prismq.queue.dialects.base import SqlDialect, T, UpsertInsert
 from prismq.queue.dialects.pool_ping import ping_connections_idle_for
-from prismq.queue.models import UTCDateTime, task_table
+from prismq.queue.tables import UTCDateTime, task_table
 
 #: Key of the advisory lock that serialises migrators: "PrismQMg" in ASCII, a fixed signed
 #: 64-bit value so every PrismQ version and process agrees on it.

@@ -48,7 +48,7 @@ from sqlalchemy.types import String
 
 from prismq.queue.dialects.base import SqlDialect, T, UpsertInsert
 from prismq.queue.errors import DatabaseUnavailableError
-from prismq.queue.models import UTCDateTime, task_table
+from prismq.queue.tables import UTCDateTime, task_table
 
 #: Execution option naming the BEGIN mode of a transaction ("IMMEDIATE" or "DEFERRED").
 BEGIN_MODE_OPTION = "prismq_sqlite_begin"

@@ -23,9 +23,9 @@ from alembic import context
 from sqlalchemy import Connection
 
 from prismq.queue.migrate import VERSION_TABLE
-from prismq.queue.models import Base
+from prismq.queue.tables import metadata
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _include_name(name: str | None, type_: str, _parent_names: object) -> bool:
