@@ -1,7 +1,7 @@
 """The environment-variable and worker-settings reference, read from the packages' code.
 
 Sources: ``prismq.queue.config`` (the database URL every command shares), the API's
-``ApiSettings`` (pydantic-settings), the worker's ``WorkerConfig`` with its
+``ApiSettings`` (pydantic-settings), the worker's ``SETTINGS`` table with its
 ``ENV_VARIABLES`` and the CLI's ``FLAG_OF_FIELD``, and the constants of
 ``prismq.queue.testing`` (read without importing it: it needs pytest).
 """
@@ -29,6 +29,7 @@ from prismq.queue import QueueDatabase
 from prismq.queue.config import DATABASE_URL_ENV, resolve_database_url
 from prismq.worker.cli import FLAG_OF_FIELD
 from prismq.worker.config import ENV_VARIABLES, WorkerConfig
+from prismq.worker.config_settings import SETTINGS, Setting
 from prismq.worker.config_sources import FIELD_ALIASES
 
 _BOUNDS: tuple[tuple[type, str, str], ...] = (
@@ -69,13 +70,32 @@ def default_of(field: FieldInfo) -> str:
     """``field``'s default as the reader would write it."""
     if field.default is PydanticUndefined:
         factory: Callable[[], Any] | None = field.default_factory  # type: ignore[assignment]
-        if factory in (dict, list, tuple):
-            return md.code(json.dumps(factory() if factory is not None else None))
-        return "computed when the worker starts (see meaning)"
-    value = field.default
+        return _factory_default(factory)
+    return _plain_default(field.default, field.description)
+
+
+def worker_default_of(setting: Setting) -> str:
+    """A worker setting's default as the reader would write it."""
+    if setting.default_factory is not None:
+        return _factory_default(setting.default_factory)
+    return _plain_default(setting.default, setting.description)
+
+
+def worker_bounds(setting: Setting) -> str:
+    """The numeric limits of a worker setting, e.g. ``≥ 1, ≤ 1024``."""
+    return ", ".join(f"{sign} {md.number(limit)}" for sign, limit in setting.bounds.describe())
+
+
+def _factory_default(factory: Callable[[], Any] | None) -> str:
+    if factory in (dict, list, tuple):
+        return md.code(json.dumps(factory() if factory is not None else None))
+    return "computed when the worker starts (see meaning)"
+
+
+def _plain_default(value: Any, description: str | None) -> str:
     if value is None:
         # e.g. the heartbeat interval, which defaults to a third of the lease.
-        derived = "; default " in (field.description or "")
+        derived = "; default " in (description or "")
         return "derived from other settings (see meaning)" if derived else "unset"
     if isinstance(value, enum.Enum):
         value = value.value
@@ -137,7 +157,8 @@ def worker_table() -> str:
     for alias, field_name in FIELD_ALIASES.items():
         aliases_of.setdefault(field_name, []).append(alias)
     rows = []
-    for name, field in WorkerConfig.model_fields.items():
+    annotations = typing.get_type_hints(WorkerConfig)
+    for name, setting in SETTINGS.items():
         keys = [md.code(key) for key in (name, *aliases_of.get(name, []))]
         flag = FLAG_OF_FIELD.get(name)
         variable = variable_of.get(name)
@@ -146,10 +167,10 @@ def worker_table() -> str:
                 " or ".join(keys),
                 md.code(flag) if flag else "—",
                 md.code(variable) if variable else "—",
-                type_name(field.annotation),
-                default_of(field),
-                bounds(field),
-                md.text(field.description or ""),
+                type_name(annotations[name]),
+                worker_default_of(setting),
+                worker_bounds(setting),
+                md.text(setting.description),
             ]
         )
     header = ["setting / file key", "flag", "variable", "type", "default", "allowed", "meaning"]

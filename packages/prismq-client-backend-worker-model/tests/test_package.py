@@ -92,7 +92,6 @@ def test_declared_dependencies_are_core_and_config_libraries_only() -> None:
     requirements = _requirements()
     assert {req.name for req in requirements if req.marker is None} == {
         "prismq-queue-core",
-        "pydantic",
         "pyyaml",
     }
     assert not FORBIDDEN_DEPENDENCIES & {req.name for req in requirements}

@@ -7,29 +7,24 @@ environment variables over the config file over the defaults. Every invalid valu
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import socket
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import ErrorDetails
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from prismq.queue import SchedulingStrategy
-from prismq.queue.errors import InvalidTaskError, UnknownStrategyError
-from prismq.queue.validation import check_json_value, check_name, check_queue
+from prismq.worker.config_settings import (
+    MAX_CONCURRENCY,
+    MAX_LEASE_SECONDS,
+    MAX_WORKER_ID_LENGTH,
+    SETTINGS,
+    default_worker_id,
+)
 from prismq.worker.config_sources import (
     CODE_SOURCE,
     DEFAULT_SOURCE,
@@ -39,9 +34,10 @@ from prismq.worker.config_sources import (
     settings_from_env,
     settings_from_file,
 )
+from prismq.worker.config_values import SettingValueError
 from prismq.worker.errors import WorkerConfigError
 
-# CODE_SOURCE and ENV_VARIABLES are re-exported: the CLI and the docs read them from here.
+# Re-exported: the CLI and the docs read them from here.
 __all__ = [
     "CODE_SOURCE",
     "ENV_VARIABLES",
@@ -52,24 +48,6 @@ __all__ = [
     "default_worker_id",
     "hide_password",
 ]
-
-MAX_WORKER_ID_LENGTH = 200
-MAX_CONCURRENCY = 1024
-MAX_LEASE_SECONDS = 86_400.0
-
-_NUMERIC_FIELDS = (
-    "concurrency",
-    "lease_seconds",
-    "poll_interval_seconds",
-    "heartbeat_interval_seconds",
-    "reclaim_interval_seconds",
-    "shutdown_grace_seconds",
-)
-
-
-def default_worker_id() -> str:
-    """``<hostname>-<pid>``: unique per process on a host, recognisable in the workers list."""
-    return f"{socket.gethostname()}-{os.getpid()}"[:MAX_WORKER_ID_LENGTH]
 
 
 def hide_password(database_url: str) -> str:
@@ -87,198 +65,74 @@ _VALUE_SOURCES: ContextVar[tuple[Mapping[str, str], str]] = ContextVar(
 )
 
 
-class _CrossFieldError(ValueError):
-    """A check across fields failed; names the field to blame in the error report."""
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class WorkerConfig:
+    """How one worker process runs: identity, queues, strategy, concurrency and timings.
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
+    Construct it with settings as keyword arguments (any left out take their defaults, see
+    :data:`~prismq.worker.config_settings.SETTINGS`), or read them with :meth:`load`,
+    :meth:`from_file` or :meth:`from_env`. It cannot be changed once made; use
+    :func:`dataclasses.replace` for a changed copy.
+    """
 
+    worker_id: str
+    queues: tuple[str, ...] | None
+    scheduling_strategy: SchedulingStrategy
+    concurrency: int
+    lease_seconds: float
+    poll_interval_seconds: float
+    #: None only while unresolved: a made config holds the derived interval.
+    heartbeat_interval_seconds: float | None
+    reclaim_interval_seconds: float | None
+    shutdown_grace_seconds: float
+    capabilities: dict[str, Any]
+    database_url: str | None
 
-class WorkerConfig(BaseModel):
-    """How one worker process runs: identity, queues, strategy, concurrency and timings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    worker_id: str = Field(
-        default_factory=default_worker_id,
-        description="Unique id of this worker; default <hostname>-<pid>.",
-    )
-    queues: tuple[str, ...] | None = Field(
-        default=None, description="Queues to claim from; None for every queue."
-    )
-    scheduling_strategy: SchedulingStrategy = Field(
-        default=SchedulingStrategy.PRIORITY,
-        validation_alias=AliasChoices("scheduling_strategy", "strategy"),
-        description="Order in which eligible tasks are claimed (alias: strategy).",
-    )
-    concurrency: int = Field(
-        default=4, ge=1, le=MAX_CONCURRENCY, description="Handlers run at the same time."
-    )
-    lease_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=MAX_LEASE_SECONDS,
-        allow_inf_nan=False,
-        description="How long a claimed task stays leased without a renewal.",
-    )
-    poll_interval_seconds: float = Field(
-        # A safety net: the database's wake-up hint and the next delayed task's due time
-        # end an idle wait sooner. Each look costs a cold start of the worker's whole
-        # working set, so an idle worker looks rarely (a look each second was 3 % of a core).
-        default=5.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="The longest an idle worker waits before looking for tasks again.",
-    )
-    heartbeat_interval_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        allow_inf_nan=False,
-        description="How often leases and the heartbeat are renewed; default lease_seconds/3.",
-    )
-    reclaim_interval_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        allow_inf_nan=False,
-        description="How often expired leases are reclaimed; default the heartbeat interval.",
-    )
-    shutdown_grace_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        allow_inf_nan=False,
-        description="How long running handlers may finish after a stop signal.",
-    )
-    capabilities: dict[str, Any] = Field(
-        default_factory=dict,
-        description="JSON object matched against the tasks' compatibility requirements.",
-    )
-    database_url: str | None = Field(
-        default=None,
-        description="Database URL; None for $PRISMQ_DATABASE_URL or the per-user SQLite file.",
-    )
-
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, **settings: Any) -> None:
         """Settings given in code; invalid ones raise :class:`WorkerConfigError`."""
         sources, fallback = _VALUE_SOURCES.get()
         strategy_source = sources.get("scheduling_strategy", fallback)
-        data = canonical_settings(data, strategy_source)
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            raise _translate(error, sources, fallback=fallback) from None
-
-    # -- field checks --------------------------------------------------------------------
-
-    @field_validator("worker_id")
-    @classmethod
-    def _check_worker_id(cls, value: str) -> str:
-        return _core_check(check_name, "worker_id", value, MAX_WORKER_ID_LENGTH)
-
-    @field_validator("queues")
-    @classmethod
-    def _check_queues(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("must name at least one queue, or be omitted for every queue")
-        for name in value:
-            _core_check(check_queue, name)
-        duplicates = sorted({name for name in value if value.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"lists {', '.join(map(repr, duplicates))} more than once")
-        return value
-
-    @field_validator("scheduling_strategy", mode="before")
-    @classmethod
-    def _parse_strategy(cls, value: object) -> SchedulingStrategy:
-        if isinstance(value, (str, SchedulingStrategy)):
-            try:
-                return SchedulingStrategy.parse(value)
-            except UnknownStrategyError as error:
-                raise ValueError(str(error)) from None
-        names = ", ".join(strategy.value for strategy in SchedulingStrategy)
-        raise ValueError(f"must be one of {names}, not {type(value).__name__}")
-
-    @field_validator(*_NUMERIC_FIELDS, mode="before")
-    @classmethod
-    def _refuse_booleans(cls, value: object) -> object:
-        # pydantic reads True as 1; a boolean here is always a mistake.
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, not a boolean ({value!r})")
-        return value
-
-    @field_validator("capabilities")
-    @classmethod
-    def _check_capabilities(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            check_json_value("capabilities", value)
-        except InvalidTaskError as error:
-            raise ValueError(error.message) from None
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.strip():
-            raise ValueError("must not be empty (omit it to use the default database)")
-        try:
-            make_url(value)
-        except ArgumentError as error:
-            raise ValueError(f"is not a database URL: {error}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _resolve_intervals(self) -> WorkerConfig:
-        heartbeat = self.heartbeat_interval_seconds
-        if heartbeat is None:
-            heartbeat = self.lease_seconds / 3
-        elif heartbeat >= self.lease_seconds:
-            raise _CrossFieldError(
-                "heartbeat_interval_seconds",
-                f"must be shorter than lease_seconds ({self.lease_seconds:g}),"
-                f" got {heartbeat:g}: a lease would expire before it is renewed",
-            )
-        reclaim = self.reclaim_interval_seconds
-        if reclaim is None:
-            reclaim = heartbeat
-        # The model is frozen; filling in derived defaults during validation is the one
-        # place where setting a field is legitimate.
-        object.__setattr__(self, "heartbeat_interval_seconds", heartbeat)
-        object.__setattr__(self, "reclaim_interval_seconds", reclaim)
-        return self
+        given = canonical_settings(settings, strategy_source)
+        values = _validated(given, sources, fallback)
+        for name, value in values.items():
+            # The dataclass is frozen; its own __init__ sets its fields the same way.
+            object.__setattr__(self, name, value)
 
     # -- derived values ------------------------------------------------------------------
 
     @property
     def heartbeat_interval(self) -> float:
         """The resolved heartbeat interval in seconds (never None after validation)."""
-        assert self.heartbeat_interval_seconds is not None  # resolved by the validator
+        assert self.heartbeat_interval_seconds is not None  # resolved by _validated
         return self.heartbeat_interval_seconds
 
     @property
     def reclaim_interval(self) -> float:
         """The resolved reclaim interval in seconds (never None after validation)."""
-        assert self.reclaim_interval_seconds is not None  # resolved by the validator
+        assert self.reclaim_interval_seconds is not None  # resolved by _validated
         return self.reclaim_interval_seconds
 
-    def model_dump_public(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting and its value."""
+        return {name: getattr(self, name) for name in SETTINGS}
+
+    def as_public_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready values, the database password masked: safe to log."""
-        data = self.model_dump(mode="json")
+        data = self.as_dict()
+        data["queues"] = None if self.queues is None else list(self.queues)
+        data["scheduling_strategy"] = self.scheduling_strategy.value
+        data["capabilities"] = dict(self.capabilities)
         if self.database_url is not None:
             data["database_url"] = hide_password(self.database_url)
         return data
 
-    def __repr_args__(self) -> Any:
+    def __repr__(self) -> str:
         # repr() ends up in logs and tracebacks: never show the database password there.
-        for name, value in super().__repr_args__():
-            if name == "database_url" and isinstance(value, str):
-                yield name, hide_password(value)
-            else:
-                yield name, value
+        shown = self.as_dict()
+        if self.database_url is not None:
+            shown["database_url"] = hide_password(self.database_url)
+        fields = ", ".join(f"{name}={value!r}" for name, value in shown.items())
+        return f"{type(self).__name__}({fields})"
 
     # -- constructors --------------------------------------------------------------------
 
@@ -335,49 +189,49 @@ class WorkerConfig(BaseModel):
             _VALUE_SOURCES.reset(token)
 
 
-def _core_check(check: Callable[..., str], *args: Any) -> str:
-    """Run a core validation helper, re-raised as the plain ValueError pydantic reports."""
-    try:
-        return check(*args)
-    except InvalidTaskError as error:
-        raise ValueError(error.message) from None
+def _validated(
+    given: Mapping[str, Any], sources: Mapping[str, str], fallback: str
+) -> dict[str, Any]:
+    """Every setting's value, or one :class:`WorkerConfigError` listing every problem."""
+    values: dict[str, Any] = {}
+    problems: list[WorkerConfigError] = []
+
+    def refuse(field: str, reason: str) -> None:
+        problems.append(WorkerConfigError(field, sources.get(field, fallback), reason))
+
+    for name, setting in SETTINGS.items():
+        if name not in given:
+            values[name] = setting.default_value()
+            continue
+        try:
+            values[name] = setting.parse(given[name])
+        except SettingValueError as error:
+            refuse(name, str(error))
+    for name in given:
+        if name not in SETTINGS:
+            known = ", ".join(sorted([*SETTINGS, *FIELD_ALIASES]))
+            refuse(name, f"unknown setting; the settings are {known}")
+    if not problems:
+        _resolve_intervals(values, refuse)
+    if problems:
+        first, *more = problems
+        raise WorkerConfigError(first.field, first.source, first.reason, more=more) from None
+    return values
 
 
-def _translate(
-    error: ValidationError, sources: Mapping[str, str], *, fallback: str
-) -> WorkerConfigError:
-    """One :class:`WorkerConfigError` for all of pydantic's errors, first error in front."""
-    problems = [_problem(details, sources, fallback) for details in error.errors()]
-    first, *more = problems
-    return WorkerConfigError(first.field, first.source, first.reason, more=more)
-
-
-def _problem(details: ErrorDetails, sources: Mapping[str, str], fallback: str) -> WorkerConfigError:
-    """One pydantic error as a :class:`WorkerConfigError` naming its field and source."""
-    location = details["loc"]
-    field = str(location[0]) if location else ""
-    context = details.get("ctx") or {}
-    cause = context.get("error")
-    if isinstance(cause, _CrossFieldError):
-        field = cause.field
-    canonical = FIELD_ALIASES.get(field, field)
-    source = sources.get(canonical, fallback)
-    return WorkerConfigError(field or "worker", source, _reason(details, cause))
-
-
-def _reason(details: ErrorDetails, cause: object) -> str:
-    """A readable reason: the validator's own message, or pydantic's plus the input."""
-    if details["type"] == "extra_forbidden":
-        known = ", ".join(sorted([*WorkerConfig.model_fields, *FIELD_ALIASES]))
-        return f"unknown setting; the settings are {known}"
-    if isinstance(cause, ValueError):
-        reason = str(cause)
-    else:
-        reason = f"{details['msg'][:1].lower()}{details['msg'][1:]}, got {_show(details)}"
-    item = [str(part) for part in details["loc"][1:]]
-    return f"item {'.'.join(item)}: {reason}" if item else reason
-
-
-def _show(details: ErrorDetails) -> str:
-    text = repr(details.get("input"))
-    return text if len(text) <= 80 else f"{text[:77]}..."
+def _resolve_intervals(values: dict[str, Any], refuse: Callable[[str, str], None]) -> None:
+    """Fill in the intervals derived from the lease, and check the heartbeat against it."""
+    lease = values["lease_seconds"]
+    heartbeat = values["heartbeat_interval_seconds"]
+    if heartbeat is None:
+        heartbeat = lease / 3
+    elif heartbeat >= lease:
+        refuse(
+            "heartbeat_interval_seconds",
+            f"must be shorter than lease_seconds ({lease:g}), got {heartbeat:g}:"
+            " a lease would expire before it is renewed",
+        )
+        return
+    values["heartbeat_interval_seconds"] = heartbeat
+    if values["reclaim_interval_seconds"] is None:
+        values["reclaim_interval_seconds"] = heartbeat

@@ -10,6 +10,7 @@ at the schema this code expects (:class:`~prismq.queue.SchemaNotMigratedError` n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ class WorkerDatabase:
         if config is None:
             config = WorkerConfig(worker_id=worker_id)
         elif config.worker_id != worker_id:
-            config = config.model_copy(update={"worker_id": worker_id})
+            config = dataclasses.replace(config, worker_id=worker_id)
         engine = WorkerEngine(
             self._db, config, handler_registry or TaskHandlerRegistry(), retry_policy=retry_policy
         )
