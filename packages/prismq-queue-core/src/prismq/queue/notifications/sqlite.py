@@ -34,9 +34,10 @@ QUIET_AFTER_SECONDS = 1.0
 #: ... and checks this often: every check wakes the process, and an idle worker checking
 #: every 5 ms used 3 % of a core; the first task after a quiet spell waits a little longer.
 QUIET_POLL_INTERVAL_SECONDS = 0.02
-#: With a write watch: after a write, how long to keep checking, as between tasks. A commit
-#: is published in the WAL index, which no file event reports, after its last write (at
-#: synchronous=FULL, after that write's fsync too).
+#: With a write watch: after a write, how long to keep checking (every 0.5 ms backing off to
+#: every 20 ms). A commit is published in the WAL index, which no file event reports, just
+#: after its last write (at synchronous=FULL, after that write's fsync too); a commit's
+#: later writes, seen after it was, start such a window too, so it stays cheap.
 PUBLISH_WINDOW_SECONDS = 0.25
 #: With a write watch: the longest sleep without a write. Only a lost event, or a commit
 #: published later than the window above, waits this long; every wake-up of an idle worker
@@ -111,15 +112,16 @@ class SQLiteTaskListener(TaskListener):
             if remaining <= 0:
                 return False
             if self._watch is not None:
-                # Sleep until a write; after one, look again soon (each new write ends the
-                # pause at once), backing off as between tasks, until the window closes.
+                # Sleep until a write; after one, look again soon, then less often (each
+                # new write ends the pause and starts again from the shortest), until the
+                # window closes.
                 looking = now < self._closing_look_until
                 pause = interval if looking else WATCHED_POLL_INTERVAL_SECONDS
                 if self._sleep_until_write(min(pause, remaining)):
                     self._closing_look_until = time.monotonic() + PUBLISH_WINDOW_SECONDS
                     interval = self._min_interval
                 elif looking:
-                    interval = min(interval * _BACKOFF, self._max_interval)
+                    interval = min(interval * _BACKOFF, QUIET_POLL_INTERVAL_SECONDS)
                 continue
             time.sleep(min(interval, remaining))
             quiet = now - self._changed_at >= QUIET_AFTER_SECONDS
