@@ -7,6 +7,7 @@ settings reference in the docs is generated from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -117,6 +118,17 @@ def _database_url(value: object) -> str | None:
     return url
 
 
+def _integer(description: str, default: int, bounds: Bounds) -> Setting:
+    parse = functools.partial(as_integer, bounds=bounds)
+    return Setting(description, parse, default, bounds=bounds)
+
+
+def _number(description: str, default: float | None, bounds: Bounds) -> Setting:
+    """A number setting; with no default, it may be None (derived from other settings)."""
+    parse = as_number if default is not None else as_optional_number
+    return Setting(description, functools.partial(parse, bounds=bounds), default, bounds=bounds)
+
+
 _CONCURRENCY = Bounds(ge=1, le=MAX_CONCURRENCY)
 _LEASE = Bounds(gt=0, le=MAX_LEASE_SECONDS)
 _POSITIVE = Bounds(gt=0)
@@ -135,42 +147,28 @@ SETTINGS: dict[str, Setting] = {
         _strategy,
         default=SchedulingStrategy.PRIORITY,
     ),
-    "concurrency": Setting(
-        "Handlers run at the same time.",
-        lambda value: as_integer(value, _CONCURRENCY),
-        default=4,
-        bounds=_CONCURRENCY,
-    ),
-    "lease_seconds": Setting(
-        "How long a claimed task stays leased without a renewal.",
-        lambda value: as_number(value, _LEASE),
-        default=30.0,
-        bounds=_LEASE,
+    "concurrency": _integer("Handlers run at the same time.", 4, _CONCURRENCY),
+    "lease_seconds": _number(
+        "How long a claimed task stays leased without a renewal.", 30.0, _LEASE
     ),
     # A safety net: the database's wake-up hint and the next delayed task's due time end an
     # idle wait sooner. Each look costs a cold start of the worker's whole working set, so
     # an idle worker looks rarely (a look each second was 3 % of a core).
-    "poll_interval_seconds": Setting(
-        "The longest an idle worker waits before looking for tasks again.",
-        lambda value: as_number(value, _POSITIVE),
-        default=5.0,
-        bounds=_POSITIVE,
+    "poll_interval_seconds": _number(
+        "The longest an idle worker waits before looking for tasks again.", 5.0, _POSITIVE
     ),
-    "heartbeat_interval_seconds": Setting(
+    "heartbeat_interval_seconds": _number(
         "How often leases and the heartbeat are renewed; default lease_seconds/3.",
-        lambda value: as_optional_number(value, _POSITIVE),
-        bounds=_POSITIVE,
+        None,
+        _POSITIVE,
     ),
-    "reclaim_interval_seconds": Setting(
+    "reclaim_interval_seconds": _number(
         "How often expired leases are reclaimed; default the heartbeat interval.",
-        lambda value: as_optional_number(value, _POSITIVE),
-        bounds=_POSITIVE,
+        None,
+        _POSITIVE,
     ),
-    "shutdown_grace_seconds": Setting(
-        "How long running handlers may finish after a stop signal.",
-        lambda value: as_number(value, _NOT_NEGATIVE),
-        default=30.0,
-        bounds=_NOT_NEGATIVE,
+    "shutdown_grace_seconds": _number(
+        "How long running handlers may finish after a stop signal.", 30.0, _NOT_NEGATIVE
     ),
     "capabilities": Setting(
         "JSON object matched against the tasks' compatibility requirements.",

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 _SHOWN_CHARACTERS = 80
+_Number = TypeVar("_Number", int, float)
 
 
 def number_text(number: float) -> str:
@@ -71,6 +72,17 @@ def _refuse_boolean(value: object) -> None:
         raise SettingValueError(f"must be a number, not a boolean ({value!r})")
 
 
+def _parsed(text: str, parse: Callable[[str], _Number], article: str, kind: str) -> _Number:
+    """``text`` read by ``parse`` as ``article kind`` (``an integer``, ``a number``)."""
+    try:
+        return parse(text.strip())
+    except ValueError:
+        raise SettingValueError(
+            f"input should be a valid {kind}, unable to parse string as {article} {kind},"
+            f" got {shown(text)}"
+        ) from None
+
+
 def as_text(value: object) -> str:
     """A string, as given."""
     if not isinstance(value, str):
@@ -92,13 +104,7 @@ def as_integer(value: object, bounds: Bounds) -> int:
             )
         number = int(value)
     elif isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            raise SettingValueError(
-                "input should be a valid integer, unable to parse string as an integer,"
-                f" got {shown(value)}"
-            ) from None
+        number = _parsed(value, int, "an", "integer")
     else:
         raise SettingValueError(f"input should be a valid integer, got {shown(value)}")
     bounds.check(number)
@@ -112,13 +118,7 @@ def as_number(value: object, bounds: Bounds) -> float:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise SettingValueError(
-                "input should be a valid number, unable to parse string as a number,"
-                f" got {shown(value)}"
-            ) from None
+        number = _parsed(value, float, "a", "number")
     else:
         raise SettingValueError(f"input should be a valid number, got {shown(value)}")
     if not math.isfinite(number):
