@@ -129,3 +129,24 @@ def test_a_closed_listener_can_wait_again(db: QueueDatabase) -> None:
         enqueue(db, "t")
         assert listener.wait(WAIT_SECONDS) is True
         assert listener.watching_writes is ON_LINUX
+
+
+def test_a_watch_that_cannot_be_had_is_not_tried_at_every_wait(
+    db: QueueDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[str] = []
+
+    def unavailable(path: str) -> None:
+        attempts.append(path)
+
+    monkeypatch.setattr(sqlite_listener, "watch_writes", unavailable)
+    with open_task_listener(db) as listener:
+        for _ in range(3):
+            assert listener.wait(0.01) is False
+        assert listener.watching_writes is False
+        enqueue(db, "t")
+        assert listener.wait(WAIT_SECONDS) is True  # on the timer
+        assert len(attempts) == 1
+        listener.close()
+        listener.wait(0.01)
+        assert len(attempts) == 2  # tried again after a close

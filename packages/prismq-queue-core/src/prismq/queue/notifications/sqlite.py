@@ -68,6 +68,7 @@ class SQLiteTaskListener(TaskListener):
         self._interrupted = False
         self._changed_at = time.monotonic()
         self._watch: WriteWatch | None = None
+        self._watch_tried = False  # once per opening: a failed attempt is not repeated
         # With a watch the wait sleeps in select; a byte written here ends it (interrupt).
         self._wake_pipe: tuple[int, int] | None = None
         self._closing_look_until = 0.0
@@ -133,6 +134,7 @@ class SQLiteTaskListener(TaskListener):
         if self._watch is not None:
             self._watch.close()
             self._watch = None
+        self._watch_tried = False
         pipe, self._wake_pipe = self._wake_pipe, None
         if pipe is not None:
             for descriptor in pipe:
@@ -140,9 +142,10 @@ class SQLiteTaskListener(TaskListener):
         self._seen_version = None
 
     def _open_watch(self) -> None:
-        """Watch for writes, if asked to and possible (again after a close)."""
-        if not self._use_watch or self._watch is not None:
+        """Watch for writes, if asked to and possible (tried again after a close)."""
+        if not self._use_watch or self._watch_tried:
             return
+        self._watch_tried = True
         self._watch = watch_writes(self._path)
         if self._watch is not None and self._wake_pipe is None:
             read_end, write_end = os.pipe()
