@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import sqlite3
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from conformance_support import (
     is_utc,
     poll_until,
 )
+from sqlalchemy import make_url
 
 from prismq.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -386,6 +388,25 @@ def test_a_pooled_connection_goes_back_to_transactions_after_a_single_enqueue(
         enqueue_then_fail()
     assert [task.id for task in list_tasks(db).items] == [before]
     assert count_tasks(db) == 1
+
+
+@pytest.mark.backend("sqlite")
+def test_a_single_enqueue_leaves_no_write_transaction_open(database_url: str) -> None:
+    # The single enqueue's statement runs on a cursor its connection keeps for the next
+    # one; on SQLite its autocommitted transaction ends only when the statement does. A
+    # statement left unfinished would hold the write lock until the next enqueue.
+    with QueueDatabase(database_url, pool_size=1) as db:
+        for _ in range(3):
+            enqueue(db, "t")
+            path = make_url(database_url).database
+            assert path
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # "database is locked" if it were held
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+        assert count_tasks(db) == 3
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])

@@ -245,7 +245,8 @@ def _insert_one_on_driver(db: QueueDatabase, task: NewTask) -> EnqueueResult:
     run_after, values = _insert_params(db, task)
     statement = _driver_insert(db.engine.dialect, db.dialect, run_after)
     with db.driver_cursor() as cursor:
-        raw = cursor.execute(statement.sql, statement.parameters(values)).fetchone()
+        # fetchall: the statement must end here (see driver_cursor).
+        [raw] = cursor.execute(statement.sql, statement.parameters(values)).fetchall()
     task_id, run_after_utc, created_at_utc = statement.row(raw)
     return EnqueueResult(
         task=_new_record(task, task_id, run_after_utc, created_at_utc), created=True
