@@ -9,9 +9,7 @@ and, meanwhile, simply times out: callers poll anyway.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import select
 import time
 from collections.abc import Collection
@@ -20,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 
 from prismq.queue.notifications.base import TaskListener
+from prismq.queue.notifications.wake_pipe import WakePipe
 
 #: The NOTIFY channel of the queue's triggers.
 NOTIFY_CHANNEL = "prismq_tasks"
@@ -44,11 +43,7 @@ class PostgreSQLTaskListener(TaskListener):
         self._queues = frozenset(queues) if queues is not None else None
         self._connect_timeout = connect_timeout_seconds
         self._connection: Any = None
-        # A byte written here ends a wait in select at once (see interrupt).
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
-        self._pipe_open = True
+        self._wake = WakePipe()
 
     def start(self) -> None:
         import psycopg  # noqa: PLC0415 - an optional dependency, needed only here
@@ -64,9 +59,7 @@ class PostgreSQLTaskListener(TaskListener):
             self._drop_connection()
 
     def interrupt(self) -> None:
-        if self._pipe_open:
-            with contextlib.suppress(OSError):  # full: already interrupted
-                os.write(self._wake_write, b"!")
+        self._wake.wake()
 
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
@@ -84,12 +77,12 @@ class PostgreSQLTaskListener(TaskListener):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                watched = [connection.fileno(), self._wake_read]
+                watched = [connection.fileno(), self._wake.fileno()]
                 readable, _, _ = select.select(watched, [], [], remaining)
                 if not readable:
                     return False
-                if self._wake_read in readable:
-                    self._drain_wake_pipe()
+                if self._wake.fileno() in readable:
+                    self._wake.drain()
                     return False
         except psycopg.Error as error:
             logger.warning(
@@ -101,18 +94,9 @@ class PostgreSQLTaskListener(TaskListener):
             time.sleep(max(deadline - time.monotonic(), 0.0))
             return False
 
-    def _drain_wake_pipe(self) -> None:
-        with contextlib.suppress(OSError):  # BlockingIOError once empty
-            while os.read(self._wake_read, 64):
-                pass
-
     def close(self) -> None:
         self._drop_connection()
-        if self._pipe_open:
-            # Once only: a second os.close could close a descriptor reused by then.
-            self._pipe_open = False
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+        self._wake.close()
 
     def _drop_connection(self) -> None:
         if self._connection is not None:

@@ -12,8 +12,6 @@ the database has been quiet for a while.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import select
 import sqlite3
 import time
@@ -22,6 +20,7 @@ from sqlalchemy.engine import URL
 
 from prismq.queue.notifications.base import TaskListener
 from prismq.queue.notifications.file_changes import WriteWatch, watch_writes
+from prismq.queue.notifications.wake_pipe import WakePipe
 
 #: First pause between two checks of a wait: work often follows work closely.
 MIN_POLL_INTERVAL_SECONDS = 0.0005
@@ -70,7 +69,7 @@ class SQLiteTaskListener(TaskListener):
         self._watch: WriteWatch | None = None
         self._watch_tried = False  # once per opening: a failed attempt is not repeated
         # With a watch the wait sleeps in select; a byte written here ends it (interrupt).
-        self._wake_pipe: tuple[int, int] | None = None
+        self._wake: WakePipe | None = None
         self._closing_look_until = 0.0
 
     @property
@@ -87,10 +86,9 @@ class SQLiteTaskListener(TaskListener):
 
     def interrupt(self) -> None:
         self._interrupted = True
-        pipe = self._wake_pipe
-        if pipe is not None:
-            with contextlib.suppress(OSError):  # full: already interrupted
-                os.write(pipe[1], b"!")
+        wake = self._wake
+        if wake is not None:
+            wake.wake()
 
     def wait(self, timeout_seconds: float) -> bool:
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
@@ -101,7 +99,8 @@ class SQLiteTaskListener(TaskListener):
         while True:
             if self._interrupted:
                 self._interrupted = False
-                self._drain_wake_pipe()
+                if self._wake is not None:
+                    self._wake.drain()
                 return False
             version = self._data_version()
             now = time.monotonic()
@@ -135,10 +134,9 @@ class SQLiteTaskListener(TaskListener):
             self._watch.close()
             self._watch = None
         self._watch_tried = False
-        pipe, self._wake_pipe = self._wake_pipe, None
-        if pipe is not None:
-            for descriptor in pipe:
-                os.close(descriptor)
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.close()
         self._seen_version = None
 
     def _open_watch(self) -> None:
@@ -147,28 +145,18 @@ class SQLiteTaskListener(TaskListener):
             return
         self._watch_tried = True
         self._watch = watch_writes(self._path)
-        if self._watch is not None and self._wake_pipe is None:
-            read_end, write_end = os.pipe()
-            os.set_blocking(read_end, False)
-            os.set_blocking(write_end, False)
-            self._wake_pipe = (read_end, write_end)
+        if self._watch is not None and self._wake is None:
+            self._wake = WakePipe()
 
     def _sleep_until_write(self, timeout: float) -> bool:
         """Sleep until the file is written to (True), or a timeout or an interrupt (False)."""
         assert self._watch is not None  # only called with a watch, which opens the pipe
-        assert self._wake_pipe is not None
+        assert self._wake is not None
         watched = self._watch.fileno()
-        readable, _, _ = select.select([watched, self._wake_pipe[0]], [], [], timeout)
+        readable, _, _ = select.select([watched, self._wake.fileno()], [], [], timeout)
         if watched in readable:
             return self._watch.drain()
         return False  # an interrupt is seen (and the pipe drained) by the wait's loop
-
-    def _drain_wake_pipe(self) -> None:
-        if self._wake_pipe is None:
-            return
-        with contextlib.suppress(OSError):  # BlockingIOError once empty
-            while os.read(self._wake_pipe[0], 64):
-                pass
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
