@@ -64,6 +64,10 @@ TEST_TOOLS = [
 # which should land by a deliberate bump, not break an unrelated change's CI run.
 LINT_TOOLS = ["ruff>=0.17.6,<0.18"]
 TYPECHECK_TOOLS = ["mypy>=2.4.1,<2.5", "types-PyYAML"]
+# The peers the benchmarks measure beside PrismQ, at the releases the benchmark page quotes
+# (the REQUIREMENTS of benchmarks/peer_pgqueuer.py and peer_huey.py; the harness checks
+# the installed versions against them).
+BENCH_PEERS = ["pgqueuer[asyncpg]==1.6.0", "huey==3.5.4"]
 
 
 def _truthy(value: str | None) -> bool:
@@ -378,7 +382,7 @@ def bench(session: nox.Session) -> None:
     ``--workload drain``, ``--scale``, ``--profile``, ...); the JSON lines are also written to
     ``benchmarks/results/<bench|scale|profile>[-quick].jsonl``.
     """
-    _install_packages(session, "matplotlib", "py-spy", "pyinstrument")
+    _install_packages(session, "matplotlib", "py-spy", "pyinstrument", *BENCH_PEERS)
     # Compiled bytecode, as a pip install leaves it: otherwise every worker process the
     # harness starts compiles its imports from source (twice the start-up), a cost no
     # deployment pays. uv installs without it; the packages are editable sources.
@@ -417,9 +421,10 @@ def _bench_uses_postgres(args: list[str]) -> bool:
 def bench_quick(session: nox.Session) -> None:
     """Smoke-test the benchmarks: each workload once with a few tasks, on both backends.
 
-    Fails when a task is not completed or a worker does not exit 0 after SIGTERM.
+    Fails when a task is not completed or a worker does not exit 0 after SIGTERM. The
+    peers run too, so that their adapters do not rot either.
     """
-    _install_packages(session)
+    _install_packages(session, *BENCH_PEERS)
     _require_postgres(session)
     session.run(
         "python", "-m", "benchmarks", "--quick", "--postgres-url", POSTGRES_URL, *session.posargs

@@ -104,6 +104,8 @@ THROUGHPUT_TARGETS = (
 
 #: Pickup latency limits, (p50, p99) in ms: PostgreSQL's p50 is PgQueuer's own.
 LATENCY_TARGETS_MS = {"postgresql": (3.2, 6.0), "sqlite": (5.0, 20.0)}
+#: Whose pickup latency p50 PrismQ's must not exceed, by backend.
+LATENCY_P50_PEER = {"postgresql": "pgqueuer"}
 
 
 def peers_on(backend: str) -> list[PeerFigures]:

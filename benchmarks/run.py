@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Benchmark PrismQ on SQLite and PostgreSQL: the workloads of the project's"
-        " benchmark page, this machine's raw-driver figures beside them. JSON lines on stdout.",
+        " benchmark page, with this machine's raw-driver figures and the peers measured"
+        " beside them. JSON lines on stdout.",
     )
     add = parser.add_argument
     add("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--output", type=Path, metavar="FILE.jsonl", help="also write the JSON lines here")
     add("--no-raw", action="store_true", help="skip the raw-driver loops")
+    add(
+        "--no-peers",
+        action="store_true",
+        help="skip the peers (PgQueuer, Huey) measured beside PrismQ in the same run",
+    )
     add("--workdir", type=Path, help="directory for SQLite scratch files (default: a temp dir)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -143,7 +149,7 @@ def _run(args: argparse.Namespace, workdir: Path, writer: ResultWriter) -> None:
         run_profile(backends, settings, writer, profiler=args.profiler, report_dir=report_dir)
         return
     workloads = tuple(args.workload or WORKLOADS)
-    run_suite(backends, workloads, settings, writer, raw=not args.no_raw)
+    run_suite(backends, workloads, settings, writer, raw=not args.no_raw, peers=not args.no_peers)
     targets = ["(--quick: the figures only show the harness works; no targets compared)"]
     if not settings.quick:
         targets = target_lines(writer.records)

@@ -1,20 +1,23 @@
-"""The standard workloads of the benchmark page on one backend: PrismQ and the raw loops.
+"""The standard workloads of the benchmark page on one backend: PrismQ, the peers, the raw loops.
 
 Each run of each workload gets a fresh scratch database; a workload's JSON line holds the
-medians of its runs. The raw-driver loops run first, so that each PrismQ line can carry
-its ratio to this run's raw figure.
+medians of its runs. The systems measured on a workload take turns, run by run (raw loop,
+peer, PrismQ, then again), so that a slow spell of a shared machine falls on all of them
+rather than on one; the raw loop's and the peer's lines are written first, so that
+PrismQ's line can carry its ratios to them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from benchmarks import enqueue_workloads, raw_postgres, raw_sqlite, worker_workloads
 from benchmarks.comparison import with_ratios
 from benchmarks.durability import prismq_durability, server_version
+from benchmarks.peer_systems import PeerSystem, peer_systems_on, version_mismatches
 from benchmarks.results import (
     SYSTEM_PRISMQ,
     SYSTEM_RAW,
@@ -208,6 +211,40 @@ def raw_cases(backend: str, workloads: Collection[str], settings: BenchSettings)
     return cases
 
 
+def peer_cases(backend: str, workloads: Collection[str], settings: BenchSettings) -> list[Case]:
+    """The peers' cases of ``workloads`` on ``backend`` (those whose package is installed)."""
+    cases = []
+    for peer in peer_systems_on(backend):
+        wanted = [workload for workload in peer.workloads if workload in workloads]
+        if not wanted:
+            continue
+        problems = version_mismatches(peer) or ([] if peer.available() else ["cannot import it"])
+        if problems:
+            progress(
+                f"{peer.system} not measured ({'; '.join(problems)}): PrismQ is read against"
+                f" the page's quoted figures only (pip install {' '.join(peer.requirements)})"
+            )
+            continue
+        cases += [
+            Case(
+                system=peer.system,
+                workload=workload,
+                measure=functools.partial(_measure_peer, peer, workload, settings),
+                durability=peer.durability,
+                migrated=False,
+                context={**peer.context, "peer": peer.description},
+            )
+            for workload in wanted
+        ]
+    return cases
+
+
+def _measure_peer(
+    peer: PeerSystem, workload: str, settings: BenchSettings, url: str
+) -> Measurement:
+    return peer.measure(workload, url, settings.sizes, settings.log_dir)
+
+
 def _raw_sqlite(url: str, *, workload: str, settings: BenchSettings, level: str) -> Measurement:
     sizes = settings.sizes
     if workload == "enqueue_single":
@@ -229,31 +266,59 @@ def _describe(case: Case, backend: str) -> str:
     return " ".join([case.system, backend, case.workload, *details])
 
 
+def _measure_once(
+    case: Case, backend: str, settings: BenchSettings, number: int, context: dict[str, Any]
+) -> Measurement:
+    """Run ``case`` once on a fresh database; fills ``context`` on the first run."""
+    progress(f"{_describe(case, backend)}: run {number}/{settings.runs}")
+    with scratch_database(
+        backend,
+        postgres_url=settings.postgres_url,
+        workdir=settings.workdir,
+        migrated=case.migrated,
+    ) as url:
+        measurement = case.measure(url)
+        if not context:
+            context.update(durability=case.durability(url), env=environment(server_version(url)))
+        return measurement
+
+
+def run_cases(cases: Sequence[Case], backend: str, settings: BenchSettings) -> list[dict[str, Any]]:
+    """Measure each of ``cases`` ``settings.runs`` times, taking turns; their JSON lines."""
+    runs: list[list[Measurement]] = [[] for _ in cases]
+    contexts: list[dict[str, Any]] = [{} for _ in cases]
+    for number in range(1, settings.runs + 1):
+        for index, case in enumerate(cases):
+            runs[index].append(_measure_once(case, backend, settings, number, contexts[index]))
+    return [
+        summarise(
+            system=case.system,
+            backend=backend,
+            workload=case.workload,
+            runs=case_runs,
+            context={**case.context, **context, "quick": settings.quick},
+        )
+        for case, case_runs, context in zip(cases, runs, contexts, strict=True)
+    ]
+
+
 def run_case(case: Case, backend: str, settings: BenchSettings) -> dict[str, Any]:
     """Measure ``case`` ``settings.runs`` times, each on a fresh database; its JSON line."""
-    runs: list[Measurement] = []
-    context: dict[str, Any] = {}
-    for number in range(1, settings.runs + 1):
-        progress(f"{_describe(case, backend)}: run {number}/{settings.runs}")
-        with scratch_database(
-            backend,
-            postgres_url=settings.postgres_url,
-            workdir=settings.workdir,
-            migrated=case.migrated,
-        ) as url:
-            runs.append(case.measure(url))
-            if not context:
-                context = {
-                    "durability": case.durability(url),
-                    "env": environment(server_version(url)),
-                }
-    return summarise(
-        system=case.system,
-        backend=backend,
-        workload=case.workload,
-        runs=runs,
-        context={**case.context, **context, "quick": settings.quick},
-    )
+    [record] = run_cases([case], backend, settings)
+    return record
+
+
+def _turns(cases: Sequence[Case]) -> list[list[Case]]:
+    """The cases grouped by the PrismQ workload they are read against, in order."""
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        key = case.workload
+        if case.system == SYSTEM_RAW and case.workload == "drain":
+            # The one-process raw drain is the counterpart of drain and drain_2w: it takes
+            # turns with the first of them.
+            key = "drain"
+        groups.setdefault(key, []).append(case)
+    return list(groups.values())
 
 
 def run_suite(
@@ -263,13 +328,15 @@ def run_suite(
     writer: ResultWriter,
     *,
     raw: bool = True,
+    peers: bool = True,
 ) -> None:
-    """Every selected workload on every selected backend, raw loops first."""
+    """Every selected workload on every selected backend: raw loop, peer, PrismQ in turns."""
     base_settings = settings
     for backend in backends:
         settings = base_settings.for_backend(backend)
         cases = raw_cases(backend, workloads, settings) if raw else []
+        cases += peer_cases(backend, workloads, settings) if peers else []
         cases += prismq_cases(backend, workloads, settings)
-        for case in cases:
-            record = run_case(case, backend, settings)
-            writer.write(with_ratios(record, writer.records))
+        for group in _turns(cases):
+            for record in run_cases(group, backend, settings):
+                writer.write(with_ratios(record, writer.records))
