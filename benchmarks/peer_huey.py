@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -44,11 +43,12 @@ from sqlalchemy.exc import ArgumentError
 
 from benchmarks.durability import sqlite_durability
 from benchmarks.errors import BenchmarkError
+from benchmarks.processes import LoggedProcess, started, stop_all
 from benchmarks.results import Measurement, batch_sizes, percentiles_ms, progress, timed_steps
 from benchmarks.sizes import WorkloadSizes
 from benchmarks.task_counts import poll_until
 from benchmarks.worker_workloads import STARTUP_TIMEOUT_SECONDS
-from benchmarks.workers import ROOT, STOP_TIMEOUT_SECONDS
+from benchmarks.workers import ROOT
 
 SYSTEM = "huey"
 DESCRIPTION = "Huey 3.5.4 (4 threads)"
@@ -59,7 +59,6 @@ APP = "benchmarks.peer_apps.huey_app.huey"
 #: ``-q`` sets the ``huey`` logger to WARNING (without it: INFO, with ``-v``: DEBUG).
 CONSUMER_FLAGS = ("-w", "4", "-k", "thread", "-q")
 
-_LOG_TAIL_LINES = 15
 #: A line the consumer logs at ERROR or above, or a traceback: a task or a thread failed.
 _LOG_FAILURE = re.compile(r"^\[[^]]*\] (ERROR|CRITICAL):|^Traceback ", re.MULTILINE)
 _consumer_numbers = itertools.count(1)
@@ -238,7 +237,7 @@ def _wait_all_done(
 
     def done() -> bool:
         for consumer in consumers:
-            consumer.ensure_healthy()
+            consumer.ensure_running()
         return tables.all_done(completed)
 
     return poll_until(
@@ -286,34 +285,31 @@ def _consumer_environment(path: Path) -> dict[str, str]:
     return env
 
 
-class _Consumer:
-    """One ``huey_consumer`` process; its output goes to a log file shown on failure."""
+class _Consumer(LoggedProcess):
+    """One ``huey_consumer`` process, stopped by SIGINT (Huey's graceful signal: its
+    workers finish their task, then the consumer exits). A line it logs at ERROR or above
+    fails the run, since Huey logs a task's or a thread's failure and goes on."""
+
+    kind = "consumer"
 
     def __init__(self, path: Path, *, log_dir: Path) -> None:
-        self.name = f"huey-{os.getpid()}-{next(_consumer_numbers)}"
-        self.log_path = log_dir / f"{self.name}.log"
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [_consumer_program(), APP, *CONSUMER_FLAGS],
-                cwd=ROOT,
-                env=_consumer_environment(path),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        super().__init__(
+            [_consumer_program(), APP, *CONSUMER_FLAGS],
+            name=f"huey-{os.getpid()}-{next(_consumer_numbers)}",
+            log_dir=log_dir,
+            cwd=ROOT,
+            env=_consumer_environment(path),
+            stop_signal=signal.SIGINT,
+        )
 
-    @property
-    def pid(self) -> int:
-        """The consumer's process id."""
-        return self._process.pid
+    def ensure_running(self) -> None:
+        """Raise if the consumer has exited, or logged an error."""
+        super().ensure_running()
+        self._require_clean_log()
 
-    def ensure_healthy(self) -> None:
-        """Raise if the consumer has exited, or logged an error (a task or thread failed)."""
-        status = self._process.poll()
-        if status is not None:
-            raise BenchmarkError(
-                f"consumer {self.name} exited early with status {status}{self._log_tail()}"
-            )
+    def wait_stopped(self) -> None:
+        """Wait for the exit :meth:`send_stop` asked for; require status 0 and no error logged."""
+        super().wait_stopped()
         self._require_clean_log()
 
     def handles_signals(self) -> bool:
@@ -324,48 +320,11 @@ class _Consumer:
         SIGINT, then SIGHUP once its threads run; Python alone leaves SIGHUP at its
         default, so a caught SIGHUP means all three are Huey's.
         """
-        self.ensure_healthy()
+        self.ensure_running()
         status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii")
         caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
         mask = int(caught.split()[1], 16)
         return bool(mask >> (signal.SIGHUP - 1) & 1)
-
-    def send_stop(self) -> None:
-        """SIGINT, Huey's graceful signal: workers finish their task, then the consumer exits."""
-        self.ensure_healthy()
-        self._process.send_signal(signal.SIGINT)
-
-    def wait_stopped(self) -> None:
-        """Wait for the exit :meth:`send_stop` asked for; require status 0 and no error logged."""
-        try:
-            status = self._process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise BenchmarkError(
-                f"consumer {self.name} did not exit within {STOP_TIMEOUT_SECONDS:.0f} s"
-                f" of SIGINT{self._log_tail()}"
-            ) from None
-        if status != 0:
-            raise BenchmarkError(
-                f"consumer {self.name} exited with status {status} after SIGINT"
-                f" (expected 0){self._log_tail()}"
-            )
-        self._require_clean_log()
-
-    def kill(self) -> None:
-        """End the consumer at once if it still runs (clean-up after a failed run)."""
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far, all its threads included."""
-        self.ensure_healthy()
-        stat = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii")
-        # The command name (field 2) may contain spaces: split after its closing paren.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        user_ticks, system_ticks = int(fields[11]), int(fields[12])
-        return (user_ticks + system_ticks) / os.sysconf("SC_CLK_TCK")
 
     def _require_clean_log(self) -> None:
         # At WARNING the log stays empty while all goes well: skip reading it then.
@@ -373,29 +332,14 @@ class _Consumer:
             return
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         if _LOG_FAILURE.search(text):
-            raise BenchmarkError(f"consumer {self.name} logged an error{self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return ""
-        if not lines:
-            return " (its log is empty)"
-        return "; last lines of its log:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
+            raise BenchmarkError(f"consumer {self.name} logged an error{self.log_tail()}")
 
 
-@contextlib.contextmanager
-def _started_consumers(path: Path, count: int, *, log_dir: Path) -> Iterator[list[_Consumer]]:
+def _started_consumers(
+    path: Path, count: int, *, log_dir: Path
+) -> contextlib.AbstractContextManager[list[_Consumer]]:
     """Start ``count`` consumers; whatever happens, none outlives the block."""
-    consumers: list[_Consumer] = []
-    try:
-        for _ in range(count):
-            consumers.append(_Consumer(path, log_dir=log_dir))
-        yield consumers
-    finally:
-        for consumer in consumers:
-            consumer.kill()
+    return started(lambda _: _Consumer(path, log_dir=log_dir), count)
 
 
 def _stop_consumers(consumers: Sequence[_Consumer]) -> None:
@@ -406,10 +350,7 @@ def _stop_consumers(consumers: Sequence[_Consumer]) -> None:
         timeout_seconds=STARTUP_TIMEOUT_SECONDS,
         waiting_for="every Huey consumer to install its signal handlers",
     )
-    for consumer in consumers:
-        consumer.send_stop()
-    for consumer in consumers:
-        consumer.wait_stopped()
+    stop_all(consumers)
 
 
 # --- The workloads with consumers ----------------------------------------------------------

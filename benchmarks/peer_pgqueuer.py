@@ -28,11 +28,9 @@ import contextlib
 import importlib
 import itertools
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,13 +39,14 @@ from sqlalchemy import make_url
 
 from benchmarks.durability import postgres_durability
 from benchmarks.errors import BenchmarkError
+from benchmarks.processes import LoggedProcess, started, stop_all
 from benchmarks.results import Measurement, batch_sizes, percentiles_ms
 from benchmarks.scratch import connect_postgres, libpq_url, shown
 from benchmarks.sizes import WorkloadSizes
 from benchmarks.task_counts import poll_until
 from benchmarks.task_types import NOOP
 from benchmarks.worker_workloads import STARTUP_TIMEOUT_SECONDS
-from benchmarks.workers import ROOT, STOP_TIMEOUT_SECONDS
+from benchmarks.workers import ROOT
 
 if TYPE_CHECKING:
     from pgqueuer import Queries
@@ -67,7 +66,6 @@ _QUEUE_TABLE = "pgqueuer"
 _LOG_TABLE = "pgqueuer_log"
 _TABLES = ("pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics")
 _FILL_CHUNK = 5_000
-_LOG_TAIL_LINES = 15
 _worker_numbers = itertools.count(1)
 
 
@@ -292,75 +290,18 @@ def _require_all_successful(conn: _Connection, expected: int) -> None:
 # --- The worker processes ---
 
 
-class _Worker:
-    """One PgQueuer worker process; its output goes to a log file, shown when it misbehaves."""
+class _Worker(LoggedProcess):
+    """One PgQueuer worker process; stopped by SIGTERM (PgQueuer's graceful stop: it stops
+    dequeuing, finishes its jobs, flushes its buffers and exits)."""
 
     def __init__(self, name: str, dsn: str, *, log_dir: Path, stamps: Path | None) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        command = [sys.executable, "-m", WORKER_MODULE]
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=_worker_environment(_named(dsn, name), stamps),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def ensure_running(self) -> None:
-        """Raise if the worker has exited (it should run until we stop it)."""
-        status = self._process.poll()
-        if status is not None:
-            raise BenchmarkError(
-                f"worker {self.name} exited early with status {status}{self._log_tail()}"
-            )
-
-    def send_stop(self) -> None:
-        """SIGTERM: PgQueuer stops dequeuing, finishes its jobs, flushes its buffers, exits."""
-        self.ensure_running()
-        self._process.send_signal(signal.SIGTERM)
-
-    def wait_stopped(self) -> None:
-        """Wait for the exit that :meth:`send_stop` asked for; require status 0."""
-        try:
-            status = self._process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise BenchmarkError(
-                f"worker {self.name} did not exit within {STOP_TIMEOUT_SECONDS:.0f} s"
-                f" of SIGTERM{self._log_tail()}"
-            ) from None
-        if status != 0:
-            raise BenchmarkError(
-                f"worker {self.name} exited with status {status} after SIGTERM"
-                f" (expected 0){self._log_tail()}"
-            )
-
-    def kill(self) -> None:
-        """End the worker at once if it still runs (clean-up after a failed run)."""
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the worker so far, every thread of it included."""
-        self.ensure_running()
-        stat = Path(f"/proc/{self._process.pid}/stat").read_text(encoding="ascii")
-        # The command name (field 2) may contain spaces: split after its closing paren.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        user_ticks, system_ticks = int(fields[11]), int(fields[12])
-        return (user_ticks + system_ticks) / os.sysconf("SC_CLK_TCK")
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return ""
-        if not lines:
-            return " (its log is empty)"
-        return "; last lines of its log:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
+        super().__init__(
+            [sys.executable, "-m", WORKER_MODULE],
+            name=name,
+            log_dir=log_dir,
+            cwd=ROOT,
+            env=_worker_environment(_named(dsn, name), stamps),
+        )
 
 
 def _named(dsn: str, name: str) -> str:
@@ -379,20 +320,15 @@ def _worker_environment(dsn: str, stamps: Path | None) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
 def _started_workers(
     dsn: str, count: int, *, log_dir: Path, stamps: Path | None = None
-) -> Iterator[list[_Worker]]:
+) -> contextlib.AbstractContextManager[list[_Worker]]:
     """Start ``count`` workers; whatever happens, none outlives the block."""
     batch = f"pgqueuer-{os.getpid()}-{next(_worker_numbers)}"
-    workers: list[_Worker] = []
-    try:
-        for number in range(1, count + 1):
-            workers.append(_Worker(f"{batch}-w{number}", dsn, log_dir=log_dir, stamps=stamps))
-        yield workers
-    finally:
-        for worker in workers:
-            worker.kill()
+    return started(
+        lambda number: _Worker(f"{batch}-w{number}", dsn, log_dir=log_dir, stamps=stamps),
+        count,
+    )
 
 
 def _all_running(workers: Sequence[_Worker]) -> bool:
@@ -427,10 +363,7 @@ def _stop(conn: _Connection, workers: Sequence[_Worker]) -> None:
         timeout=STARTUP_TIMEOUT_SECONDS,
         waiting_for="every worker to connect",
     )
-    for worker in workers:
-        worker.send_stop()
-    for worker in workers:
-        worker.wait_stopped()
+    stop_all(workers)
 
 
 def _warm_up(conn: _Connection, workers: Sequence[_Worker], enqueued: int) -> None:
