@@ -2,8 +2,9 @@
 
 The peers were measured on a machine of the same kind as ours (2 cores, 24 GiB,
 PostgreSQL 15 on the same machine, ``fsync=on``, ``synchronous_commit=on``), each worker
-logging at WARNING; medians of 3 runs. They are quoted, not measured here: compare them
-with PrismQ's figures as ratios, and with this run's raw-driver figures for the machine.
+logging at WARNING; medians of 3 runs. These are the quoted figures; PgQueuer and Huey are
+also measured in each run beside PrismQ (``peer_systems``), and every target is read
+against both.
 """
 
 from __future__ import annotations

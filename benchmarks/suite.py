@@ -309,15 +309,14 @@ def run_case(case: Case, backend: str, settings: BenchSettings) -> dict[str, Any
 
 
 def _turns(cases: Sequence[Case]) -> list[list[Case]]:
-    """The cases grouped by the PrismQ workload they are read against, in order."""
+    """The cases grouped by workload, in order: each group takes turns run by run.
+
+    The one-process raw drain, the counterpart of both drain and drain_2w, takes turns
+    with the drain.
+    """
     groups: dict[str, list[Case]] = {}
     for case in cases:
-        key = case.workload
-        if case.system == SYSTEM_RAW and case.workload == "drain":
-            # The one-process raw drain is the counterpart of drain and drain_2w: it takes
-            # turns with the first of them.
-            key = "drain"
-        groups.setdefault(key, []).append(case)
+        groups.setdefault(case.workload, []).append(case)
     return list(groups.values())
 
 
