@@ -422,9 +422,12 @@ def bench_quick(session: nox.Session) -> None:
     """Smoke-test the benchmarks: each workload once with a few tasks, on both backends.
 
     Fails when a task is not completed or a worker does not exit 0 after SIGTERM. The
-    peers run too, so that their adapters do not rot either.
+    peers run too, so that their adapters do not rot either. First, the harness's own
+    tests (``benchmarks/tests``: how figures are read against peers and targets, which a
+    quick run does not print).
     """
-    _install_packages(session, *BENCH_PEERS)
+    _install_packages(session, "pytest", *BENCH_PEERS)
+    session.run("python", "-m", "pytest", "benchmarks/tests")
     _require_postgres(session)
     session.run(
         "python", "-m", "benchmarks", "--quick", "--postgres-url", POSTGRES_URL, *session.posargs
