@@ -158,8 +158,10 @@ def enqueue_many(
             raise InvalidTaskError(f"tasks[{index}]", "must be a NewTask")
     if not tasks:
         return []
-    with write_transaction(db, connection) as conn:
-        keys = [task.idempotency_key for task in tasks if task.idempotency_key is not None]
+    keys = [task.idempotency_key for task in tasks if task.idempotency_key is not None]
+    # Without keys the batch is one INSERT, which can be its own transaction (no BEGIN and
+    # COMMIT round trips where the dialect allows); with keys it locks, inserts and reads.
+    with write_transaction(db, connection, single_statement=not keys) as conn:
         if keys:
             db.dialect.lock_idempotency_keys(conn, keys)
             return [_insert_one(db, conn, task).task_id for task in tasks]
