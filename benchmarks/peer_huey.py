@@ -44,7 +44,14 @@ from sqlalchemy.exc import ArgumentError
 from benchmarks.durability import sqlite_durability
 from benchmarks.errors import BenchmarkError
 from benchmarks.processes import LoggedProcess, started, stop_all
-from benchmarks.results import Measurement, batch_sizes, percentiles_ms, progress, timed_steps
+from benchmarks.results import (
+    Measurement,
+    batch_sizes,
+    fixed_schedule,
+    percentiles_ms,
+    progress,
+    timed_steps,
+)
 from benchmarks.sizes import WorkloadSizes
 from benchmarks.task_counts import poll_until
 from benchmarks.worker_workloads import STARTUP_TIMEOUT_SECONDS
@@ -417,11 +424,8 @@ def _enqueue_on_schedule(
     """
     sent_at: dict[str, float] = {}
     schedule_start = time.perf_counter()
-    for number in range(tasks):
-        # A fixed schedule: a slow call delays the next one, never the ones after it.
-        pause = schedule_start + number * interval - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
+    for pause in fixed_schedule(tasks, interval):
+        time.sleep(pause)
         before = time.time()
         sent_at[client.enqueue()] = before
     return sent_at, time.perf_counter() - schedule_start

@@ -40,7 +40,7 @@ from sqlalchemy import make_url
 from benchmarks.durability import postgres_durability
 from benchmarks.errors import BenchmarkError
 from benchmarks.processes import LoggedProcess, started, stop_all
-from benchmarks.results import Measurement, batch_sizes, percentiles_ms
+from benchmarks.results import Measurement, batch_sizes, fixed_schedule, percentiles_ms
 from benchmarks.scratch import connect_postgres, libpq_url, shown
 from benchmarks.sizes import WorkloadSizes
 from benchmarks.task_counts import poll_until
@@ -419,11 +419,8 @@ async def _enqueue_on_schedule(
         await asyncio.sleep(sizes.latency_idle_seconds)
         sent_at: dict[int, float] = {}
         schedule_start = time.perf_counter()
-        for number in range(sizes.latency_tasks):
-            # A fixed schedule: a slow call delays the next one, never the ones after it.
-            pause = schedule_start + number * sizes.latency_interval_seconds - time.perf_counter()
-            if pause > 0:
-                await asyncio.sleep(pause)
+        for pause in fixed_schedule(sizes.latency_tasks, sizes.latency_interval_seconds):
+            await asyncio.sleep(pause)
             before = time.time()
             (job_id,) = await queries.enqueue(NOOP, None)
             sent_at[int(job_id)] = before

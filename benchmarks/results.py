@@ -7,7 +7,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -60,6 +60,18 @@ def timed_steps(jobs: int, steps: Iterable[Callable[[], object]]) -> Measurement
     seconds = time.perf_counter() - started
     p50, p99 = percentiles_ms(durations)
     return Measurement(jobs=jobs, seconds=seconds, p50_ms=p50, p99_ms=p99)
+
+
+def fixed_schedule(count: int, interval_seconds: float) -> Iterator[float]:
+    """For each of ``count`` sends, the pause to take before it (0: it is due or late).
+
+    The n-th send is due ``n * interval_seconds`` after the first: a slow send delays the
+    next one, never the ones after it. Each pause is reckoned when asked for, just before
+    its send.
+    """
+    start = time.perf_counter()
+    for number in range(count):
+        yield max(start + number * interval_seconds - time.perf_counter(), 0.0)
 
 
 def batch_sizes(total: int, batch_size: int) -> list[int]:

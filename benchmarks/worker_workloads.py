@@ -8,7 +8,7 @@ from pathlib import Path
 
 from benchmarks.enqueue_workloads import fill_queue
 from benchmarks.errors import BenchmarkError
-from benchmarks.results import Measurement, percentiles_ms
+from benchmarks.results import Measurement, fixed_schedule, percentiles_ms
 from benchmarks.task_counts import (
     count_completed,
     count_unfinished,
@@ -111,11 +111,8 @@ def pickup_latency(
         time.sleep(idle_seconds)
         sent_at: dict[int, float] = {}
         schedule_start = time.perf_counter()
-        for number in range(tasks):
-            # A fixed schedule: a slow call delays the next one, never the ones after it.
-            pause = schedule_start + number * interval_seconds - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
+        for pause in fixed_schedule(tasks, interval_seconds):
+            time.sleep(pause)
             before = time.time()
             sent_at[enqueue(db, STAMP).task_id] = before
         seconds = time.perf_counter() - schedule_start
