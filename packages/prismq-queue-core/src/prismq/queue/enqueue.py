@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
 )
 
 from prismq.queue.database import QueueDatabase
@@ -30,7 +31,13 @@ from prismq.queue.driver_statements import DriverStatement
 from prismq.queue.errors import InvalidTaskError
 from prismq.queue.records import EnqueueResult, TaskRecord
 from prismq.queue.status import TaskStatus
-from prismq.queue.tables import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE, task_table
+from prismq.queue.tables import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    IDEMPOTENCY_KEY_GIVEN,
+    task_table,
+)
 from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
 from prismq.queue.transactions import CallerTransaction, write_transaction
 from prismq.queue.validation import (
@@ -206,7 +213,9 @@ def _insert_statement(dialect: SqlDialect, *, keyed: bool, run_after: str) -> In
     if keyed:
         # ON CONFLICT DO NOTHING rather than catching the unique violation: on PostgreSQL
         # a failed INSERT would abort the caller's whole transaction.
-        statement = dialect.insert_ignoring_conflict(task_table, values, ["idempotency_key"])
+        statement = dialect.insert_ignoring_conflict(
+            task_table, values, ["idempotency_key"], index_where=text(IDEMPOTENCY_KEY_GIVEN)
+        )
     else:
         statement = insert(task_table).values(values)
     # Only what the database decided: the rest of the new task's record is what was sent.

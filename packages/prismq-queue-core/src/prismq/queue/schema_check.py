@@ -21,7 +21,7 @@ from prismq.queue.errors import SchemaNotMigratedError
 VERSION_TABLE = "prismq_alembic_version"
 
 #: Every revision in ``migrations/versions``, oldest first. Add a new migration's id here.
-SHIPPED_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+SHIPPED_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 #: The revision this version of the code expects.
 HEAD_REVISION = SHIPPED_REVISIONS[-1]
 

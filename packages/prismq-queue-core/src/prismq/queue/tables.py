@@ -103,6 +103,10 @@ def _id_column() -> Column[int]:
     return Column("id", id_type, primary_key=True, autoincrement=True)
 
 
+#: The predicate of the idempotency key's unique index; an ``ON CONFLICT`` on the key
+#: must repeat it for the database to infer that index.
+IDEMPOTENCY_KEY_GIVEN = "idempotency_key IS NOT NULL"
+
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in TaskStatus)
 
 #: One task: what to run, where it is in its lifecycle, and who holds its lease.
@@ -135,8 +139,15 @@ task_table = Table(
     CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
     CheckConstraint(f"priority BETWEEN {MIN_PRIORITY} AND {MAX_PRIORITY}", name="priority"),
     CheckConstraint("max_attempts >= 1", name="max_attempts"),
-    # Unique among existing rows: a key is remembered until its task is purged.
-    Index("uq_task_queue_idempotency_key", "idempotency_key", unique=True),
+    # Unique among existing rows: a key is remembered until its task is purged. Partial:
+    # a task without a key has no entry, none to write on its enqueue, claim and finish.
+    Index(
+        "uq_task_queue_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text(IDEMPOTENCY_KEY_GIVEN),
+        sqlite_where=text(IDEMPOTENCY_KEY_GIVEN),
+    ),
     # The claim: only queued rows, in the orders the strategies read them.
     Index(
         "ix_task_queue_ready_priority",

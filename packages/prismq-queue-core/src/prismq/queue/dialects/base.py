@@ -152,11 +152,22 @@ class SqlDialect(abc.ABC):
         """This dialect's INSERT construct, which has ``ON CONFLICT`` clauses."""
 
     def insert_ignoring_conflict(
-        self, table: Table, values: dict[str, Any], conflict_columns: list[str]
+        self,
+        table: Table,
+        values: dict[str, Any],
+        conflict_columns: list[str],
+        *,
+        index_where: ColumnElement[bool] | None = None,
     ) -> Insert:
-        """INSERT that does nothing when a unique index on ``conflict_columns`` matches."""
+        """INSERT that does nothing when a unique index on ``conflict_columns`` matches.
+
+        ``index_where`` is the predicate of a partial unique index, which the database
+        infers as the conflict's target only when the statement repeats it.
+        """
         statement = self.upsert_insert(table).values(values)
-        return statement.on_conflict_do_nothing(index_elements=conflict_columns)
+        return statement.on_conflict_do_nothing(
+            index_elements=conflict_columns, index_where=index_where
+        )
 
     def insert_or_update(
         self,
