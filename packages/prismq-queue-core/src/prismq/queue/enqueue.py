@@ -22,7 +22,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    text,
 )
 
 from prismq.queue.database import QueueDatabase
@@ -35,7 +34,6 @@ from prismq.queue.tables import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
-    IDEMPOTENCY_KEY_GIVEN,
     task_table,
 )
 from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
@@ -214,7 +212,7 @@ def _insert_statement(dialect: SqlDialect, *, keyed: bool, run_after: str) -> In
         # ON CONFLICT DO NOTHING rather than catching the unique violation: on PostgreSQL
         # a failed INSERT would abort the caller's whole transaction.
         statement = dialect.insert_ignoring_conflict(
-            task_table, values, ["idempotency_key"], index_where=text(IDEMPOTENCY_KEY_GIVEN)
+            task_table, values, ["idempotency_key"], index_where=_t.idempotency_key.is_not(None)
         )
     else:
         statement = insert(task_table).values(values)

@@ -103,9 +103,9 @@ def _id_column() -> Column[int]:
     return Column("id", id_type, primary_key=True, autoincrement=True)
 
 
-#: The predicate of the idempotency key's unique index; an ``ON CONFLICT`` on the key
-#: must repeat it for the database to infer that index.
-IDEMPOTENCY_KEY_GIVEN = "idempotency_key IS NOT NULL"
+# The predicate of the idempotency key's unique index: an ``ON CONFLICT`` on the key must
+# repeat it (see prismq.queue.enqueue) for the database to infer the index.
+_IDEMPOTENCY_KEY_GIVEN = "idempotency_key IS NOT NULL"
 
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in TaskStatus)
 
@@ -145,8 +145,8 @@ task_table = Table(
         "uq_task_queue_idempotency_key",
         "idempotency_key",
         unique=True,
-        postgresql_where=text(IDEMPOTENCY_KEY_GIVEN),
-        sqlite_where=text(IDEMPOTENCY_KEY_GIVEN),
+        postgresql_where=text(_IDEMPOTENCY_KEY_GIVEN),
+        sqlite_where=text(_IDEMPOTENCY_KEY_GIVEN),
     ),
     # The claim: only queued rows, in the orders the strategies read them.
     Index(
