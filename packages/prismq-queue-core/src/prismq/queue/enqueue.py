@@ -30,12 +30,7 @@ from prismq.queue.driver_statements import DriverStatement
 from prismq.queue.errors import InvalidTaskError
 from prismq.queue.records import EnqueueResult, TaskRecord
 from prismq.queue.status import TaskStatus
-from prismq.queue.tables import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PRIORITY,
-    DEFAULT_QUEUE,
-    task_table,
-)
+from prismq.queue.tables import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE, task_table
 from prismq.queue.task_columns import PUBLIC_TASK_COLUMNS
 from prismq.queue.transactions import CallerTransaction, write_transaction
 from prismq.queue.validation import (
